@@ -1,0 +1,5 @@
+"""Allow `python -m eyescreen`."""
+
+from eyescreen.cli import main
+
+raise SystemExit(main())

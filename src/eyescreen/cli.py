@@ -1,0 +1,226 @@
+"""Command line interface: predict, evaluate, serve, train and cv."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from eyescreen.errors import EyescreenError
+
+logger = logging.getLogger(__name__)
+
+TRAIN_EXTRA_HINT = 'training needs the [train] extra: pip install -e ".[train]" torch==2.13.0'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eyescreen",
+        description="Sort colour fundus photographs into normal, cataract, glaucoma or retina disease. "
+        "Research software, not a medical device.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="classify image files")
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files to classify")
+    predict.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    predict.add_argument("--model", type=Path, help="folder with model.onnx and model_card.json (default: bundled model)")
+
+    evaluate = commands.add_parser("evaluate", help="score the ONNX model on a labelled folder")
+    evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="manifest.csv folder or one sub-folder per class")
+    evaluate.add_argument("--model", type=Path, help="folder with model.onnx and model_card.json (default: bundled model)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = commands.add_parser("serve", help="start the web app and JSON API")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or 0.0.0.0 when $PORT is set)")
+    serve.add_argument("--port", type=int, help="port to listen on (default $PORT, else 8000)")
+
+    train = commands.add_parser("train", help="train a model and export it to ONNX (needs the [train] extra)")
+    train.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="manifest.csv folder or one sub-folder per class")
+    train.add_argument("--out", type=Path, required=True, help="run folder for model.onnx, the card, plots and checkpoints")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--cv-report", type=Path, help="cv.json from `eyescreen cv`, copied into the model card")
+    train.add_argument("--name", default="eyescreen-fundus4", help="model name in the card and the API")
+    train.add_argument("--version", help="model version in the card and the API (default: today's date)")
+    _add_training_options(train, val_fraction=0.15)
+
+    cv = commands.add_parser("cv", help="patient-grouped K-fold cross-validation (needs the [train] extra)")
+    cv.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="manifest.csv folder or one sub-folder per class")
+    cv.add_argument("--out", type=Path, required=True, help="report folder; a rerun resumes the folds not yet written")
+    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    cv.add_argument("--fold", type=int, action="append", dest="only_folds", help="run only this fold (repeatable)")
+    _add_training_options(cv, val_fraction=0.0)
+    return parser
+
+
+def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: float) -> None:
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    parser.add_argument("--image-size", type=int, default=256, help="model input size in pixels (default 256)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak AdamW learning rate (default 0.001)")
+    parser.add_argument("--frozen-blocks", type=int, default=3, help="MBConv blocks kept at ImageNet weights (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for splits, order and augmentation (default 0)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default 2)")
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--cache-dir", type=Path, help="preprocessed image cache (default ~/.cache/eyescreen/preprocessed)")
+    if val_fraction:
+        parser.add_argument(
+            "--val-fraction",
+            type=float,
+            default=val_fraction,
+            help=f"share of patients held out for validation; 0 trains on everything (default {val_fraction})",
+        )
+
+
+def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from eyescreen.training.config import TrainConfig
+
+    return TrainConfig(
+        epochs=arguments.epochs,
+        image_size=arguments.image_size,
+        batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate,
+        frozen_blocks=arguments.frozen_blocks,
+        seed=arguments.seed,
+        threads=arguments.threads,
+        augment=not arguments.no_augment,
+        val_fraction=getattr(arguments, "val_fraction", 0.0),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        if arguments.command == "predict":
+            return _predict(arguments)
+        if arguments.command == "evaluate":
+            return _evaluate(arguments)
+        if arguments.command == "serve":
+            return _serve(arguments)
+        if arguments.command in ("train", "cv"):
+            return _train_or_cv(arguments)
+    except EyescreenError as error:
+        print(f"eyescreen: error: {error}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _predict(arguments: argparse.Namespace) -> int:
+    from eyescreen.inference.predict import predict_image_bytes
+    from eyescreen.inference.session import ModelSession
+    from eyescreen.settings import Settings
+
+    settings = Settings.from_env()
+    model = ModelSession.from_dir(arguments.model or settings.model_dir, threads=settings.inference_threads)
+    results: list[dict[str, object]] = []
+    failures = 0
+    for path in arguments.images:
+        try:
+            prediction = predict_image_bytes(model, path.read_bytes(), max_pixels=settings.max_pixels)
+        except (EyescreenError, OSError) as error:
+            # One bad file gets one line; the other files are still classified.
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            print(f"eyescreen: error: {path}: {reason}", file=sys.stderr)
+            failures += 1
+            continue
+        results.append({"file": str(path), **prediction.to_dict()})
+
+    if arguments.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        print(_prediction_table(results, model.classes))
+    return 1 if failures else 0
+
+
+def _prediction_table(results: list[dict[str, object]], classes: tuple[str, ...]) -> str:
+    width = max([len("file"), *(len(str(result["file"])) for result in results)])
+    header = f"{'file':<{width}}  {'label':<15}" + "".join(f"{name:>16}" for name in classes)
+    rows = [header]
+    for result in results:
+        probabilities = result["probabilities"]
+        assert isinstance(probabilities, dict)
+        rows.append(
+            f"{str(result['file']):<{width}}  {str(result['label']):<15}" + "".join(f"{probabilities[name]:>16.3f}" for name in classes)
+        )
+    return "\n".join(rows)
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
+    from eyescreen.evaluation.report import evaluate_folder, format_evaluation
+    from eyescreen.inference.session import ModelSession
+    from eyescreen.settings import Settings
+
+    settings = Settings.from_env()
+    model = ModelSession.from_dir(arguments.model or settings.model_dir, threads=settings.inference_threads)
+    result = evaluate_folder(model, arguments.data_dir)
+    print(json.dumps(result, indent=2) if arguments.json else format_evaluation(result))
+    return 0
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    import uvicorn
+
+    from eyescreen.settings import Settings
+    from eyescreen.web.app import create_app
+
+    settings = Settings.from_env()
+    paas_port = os.environ.get("PORT")
+    host = arguments.host or ("0.0.0.0" if paas_port else "127.0.0.1")
+    port = arguments.port or (int(paas_port) if paas_port else 8000)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _train_or_cv(arguments: argparse.Namespace) -> int:
+    try:
+        from eyescreen.training.cv import run_cross_validation
+        from eyescreen.training.run import run_training
+    except ImportError as error:
+        print(f"eyescreen: error: {TRAIN_EXTRA_HINT} ({error})", file=sys.stderr)
+        return 2
+
+    config = _train_config(arguments)
+    if arguments.command == "train":
+        card = run_training(
+            arguments.data_dir,
+            arguments.out,
+            config,
+            cache_dir=arguments.cache_dir,
+            resume=arguments.resume,
+            cv_report=arguments.cv_report,
+            name=arguments.name,
+            version=arguments.version,
+        )
+        print(f"model written to {arguments.out / 'model.onnx'} in {card['training_seconds'] / 60:.1f} minutes")
+        if "validation" in card:
+            validation = card["validation"]
+            print(
+                f"validation: accuracy {validation['accuracy']:.3f}, balanced accuracy "
+                f"{validation['balanced_accuracy']:.3f}, macro AUC {validation['macro_auc']:.3f} (n={validation['n']})"
+            )
+        return 0
+
+    summary = run_cross_validation(
+        arguments.data_dir,
+        arguments.out,
+        config,
+        folds=arguments.folds,
+        only_folds=arguments.only_folds,
+        cache_dir=arguments.cache_dir,
+    )
+    report = arguments.out / "report.md"
+    if summary is None:
+        print(f"some folds are still to run; partial report in {report}. Run the same command again to continue.")
+        return 0
+    print(
+        f"{arguments.folds}-fold cross-validation: balanced accuracy {summary['balanced_accuracy']['mean']:.3f} "
+        f"± {summary['balanced_accuracy']['sd']:.3f}, macro AUC {summary['macro_auc']['mean']:.3f} "
+        f"± {summary['macro_auc']['sd']:.3f}; report in {report}"
+    )
+    return 0

@@ -1,0 +1,70 @@
+"""Exception hierarchy for eyescreen.
+
+EyescreenError
+ +-- ImageError
+ |    +-- ImageDecodeError        bytes are corrupt, truncated or not an image
+ |    +-- UnsupportedImageError   a real image in a format eyescreen does not read
+ |    +-- ImageTooLargeError      more pixels than the configured limit
+ +-- FetchError
+ |    +-- UnsafeURLError          URL scheme or address is not allowed
+ |    +-- FetchTimeoutError       the remote server did not answer in time
+ |    +-- RemoteResponseError     the remote server answered with an error status
+ |    +-- ResponseTooLargeError   the remote body is over the byte limit
+ +-- ModelLoadError              the ONNX model or its card cannot be loaded
+ +-- DatasetError                a training or evaluation folder is unusable
+ +-- SettingsError               an environment variable has an invalid value
+"""
+
+from __future__ import annotations
+
+
+class EyescreenError(Exception):
+    """Base class of every error that eyescreen raises on purpose."""
+
+
+class ImageError(EyescreenError):
+    """The bytes given as an image cannot be used."""
+
+
+class ImageDecodeError(ImageError):
+    """The bytes are corrupt, truncated or not an image at all."""
+
+
+class UnsupportedImageError(ImageError):
+    """The bytes are an image in a format that eyescreen does not read."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the configured limit."""
+
+
+class FetchError(EyescreenError):
+    """Downloading an image from a URL failed."""
+
+
+class UnsafeURLError(FetchError):
+    """The URL's scheme or address is not allowed."""
+
+
+class FetchTimeoutError(FetchError):
+    """The remote server did not answer within the time limit."""
+
+
+class RemoteResponseError(FetchError):
+    """The remote server answered with an error status or a body that is not an image."""
+
+
+class ResponseTooLargeError(FetchError):
+    """The remote body is larger than the byte limit."""
+
+
+class ModelLoadError(EyescreenError):
+    """The ONNX model or its model card cannot be loaded."""
+
+
+class DatasetError(EyescreenError):
+    """A data folder or manifest cannot be used for training or evaluation."""
+
+
+class SettingsError(EyescreenError):
+    """An environment variable has a value that cannot be used."""

@@ -1,0 +1,1 @@
+"""Metrics and evaluation reports; numpy only, so that serving installs can evaluate too."""

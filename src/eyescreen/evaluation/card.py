@@ -1,0 +1,89 @@
+"""Model cards: the facts about a trained model, written as JSON and as Markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+INTENDED_USE = (
+    "Research and teaching: sorting colour fundus photographs into normal, cataract, glaucoma "
+    "and retina disease to explore automated screening."
+)
+NOT_A_MEDICAL_DEVICE = (
+    "Research software only. It is not a medical device, is not cleared for clinical use, and must "
+    "not be used to diagnose, treat or triage patients."
+)
+LIMITATIONS = [
+    "All retina_disease photos come from one screening programme (EyePACS) and all normal photos "
+    "from another (ODIR-5K), so the model may partly recognise the camera instead of the disease.",
+    "Trained on 2,521 photographs; rare presentations and other diseases are outside its four classes.",
+    "Photos from cameras, populations or image qualities not in the training data may be scored "
+    "less accurately than the cross-validated figures suggest.",
+    "A photo with more than one condition gets one label only.",
+]
+
+
+def write_model_card(card: dict[str, Any], folder: Path) -> None:
+    """Write card as model_card.json and model_card.md into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    (folder / "model_card.md").write_text(render_model_card(card), encoding="utf-8")
+
+
+def _metrics_table(metrics: dict[str, Any]) -> list[str]:
+    lines = ["| metric | value |", "|---|---|"]
+    for key in ("n", "accuracy", "balanced_accuracy", "macro_f1", "macro_auc"):
+        if key in metrics:
+            lines.append(f"| {key} | {_format_value(metrics[key])} |")
+    for key in ("sensitivity", "specificity"):
+        for name, value in metrics.get(key, {}).items():
+            lines.append(f"| {key} {name} | {_format_value(value)} |")
+    return lines
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, dict) and "mean" in value:
+        return f"{value['mean']:.3f} ± {value['sd']:.3f}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def render_model_card(card: dict[str, Any]) -> str:
+    """Render a model card dictionary as Markdown."""
+    lines = [
+        f"# Model card: {card.get('name')} {card.get('version')}",
+        "",
+        f"**{card.get('not_a_medical_device', NOT_A_MEDICAL_DEVICE)}**",
+        "",
+        "## Model",
+        f"- Architecture: {card.get('architecture')}, ImageNet weights, fine-tuned",
+        f"- Classes (output order): {', '.join(card.get('classes', []))}",
+        f"- Input: {card.get('input_size')} x {card.get('input_size')} RGB, {card.get('input_scaling')}",
+        f"- Preprocessing: {card.get('preprocessing')}",
+        f"- Trained: {card.get('trained_at')} in {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}",
+        "",
+        "## Intended use",
+        card.get("intended_use", INTENDED_USE),
+        "",
+        "## Training data",
+    ]
+    data = card.get("training_data", {})
+    lines.append(f"- {data.get('n', '?')} photographs from {data.get('path', '?')}")
+    for label, count in data.get("classes", {}).items():
+        lines.append(f"- {label}: {count}")
+    for source, count in data.get("sources", {}).items():
+        lines.append(f"- source {source}: {count}")
+
+    for title, key in (("Cross-validated quality", "cross_validation"), ("Held-out validation split", "validation")):
+        metrics = card.get(key)
+        if not metrics:
+            continue
+        lines += ["", f"## {title}"]
+        if metrics.get("description"):
+            lines += [metrics["description"], ""]
+        lines += _metrics_table(metrics)
+
+    lines += ["", "## Limitations", *[f"- {item}" for item in card.get("limitations", LIMITATIONS)], ""]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""ONNX Runtime inference; never imports torch."""

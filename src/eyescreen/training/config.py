@@ -1,0 +1,47 @@
+"""Training settings, saved next to every exported model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Every setting that decides a training run's result."""
+
+    architecture: str = "efficientnet-lite0"
+    image_size: int = 256
+    # Stem and the first N MBConv blocks keep their ImageNet weights and batch-norm statistics.
+    # On a CPU this cuts training time about threefold, because those layers run at the
+    # highest resolutions.
+    frozen_blocks: int = 3
+    epochs: int = 12
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_balanced_loss: bool = True
+    dropout: float = 0.2
+    val_fraction: float = 0.15
+    seed: int = 0
+    threads: int = 2
+    augment: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

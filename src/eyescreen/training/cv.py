@@ -1,0 +1,246 @@
+"""`eyescreen cv`: patient-grouped, stratified K-fold cross-validation that resumes fold by fold."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eyescreen.dataset import Sample, load_samples
+from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.plots import plot_confusion_matrix, plot_roc_curves
+from eyescreen.labels import CLASSES
+from eyescreen.training.config import TrainConfig
+from eyescreen.training.data import load_preprocessed
+from eyescreen.training.loop import predict_probabilities, train
+from eyescreen.training.splits import assign_folds
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
+
+
+def run_cross_validation(
+    data_dir: Path,
+    out_dir: Path,
+    config: TrainConfig,
+    *,
+    folds: int = 5,
+    only_folds: Sequence[int] | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, Any] | None:
+    """Train and score one model per fold, skipping folds whose result is already written.
+
+    Each fold trains on the other folds for config.epochs epochs (no early stopping) and is
+    scored on its held-out patients every epoch. Returns the summary once every fold is done,
+    else None.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples = load_samples(data_dir)
+    assignment = assign_folds(samples, folds, seed=config.seed)
+    _write_plan(out_dir, samples, assignment, config, folds)
+
+    images = load_preprocessed(samples, config.image_size, cache_dir)
+    labels = np.array([sample.label for sample in samples])
+
+    for fold in only_folds if only_folds is not None else range(folds):
+        fold_dir = out_dir / f"fold-{fold}"
+        if (fold_dir / "result.json").is_file():
+            logger.info("fold %d already done, skipping", fold)
+            continue
+
+        logger.info("fold %d/%d: training on %d photos, testing on %d", fold + 1, folds, (assignment != fold).sum(), (assignment == fold).sum())
+        train_rows = np.flatnonzero(assignment != fold)
+        test_rows = np.flatnonzero(assignment == fold)
+        result = train(
+            config,
+            images[train_rows],
+            labels[train_rows],
+            val_images=images[test_rows],
+            val_labels=labels[test_rows],
+            checkpoint_path=fold_dir / "checkpoint.pt",
+            resume=True,
+        )
+
+        probabilities = predict_probabilities(result.model, images[test_rows])
+        _write_predictions(fold_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities)
+        report = classification_report(labels[test_rows], probabilities, CLASSES)
+        fold_result = {"fold": fold, "seconds": result.seconds, "history": result.history, **report.to_dict()}
+        (fold_dir / "result.json").write_text(json.dumps(fold_result, indent=2) + "\n", encoding="utf-8")
+        (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
+        logger.info("fold %d: balanced accuracy %.3f, macro AUC %.3f", fold, report.balanced_accuracy, report.macro_auc)
+
+    return write_report(out_dir, samples, folds)
+
+
+def _write_plan(out_dir: Path, samples: list[Sample], assignment: np.ndarray, config: TrainConfig, folds: int) -> None:
+    plan = {"folds": folds, "config": config.to_dict(), "assignment": {str(s.path): int(f) for s, f in zip(samples, assignment)}}
+    plan_path = out_dir / "plan.json"
+    if plan_path.is_file():
+        previous = json.loads(plan_path.read_text(encoding="utf-8"))
+        if previous["config"] != plan["config"] or previous["folds"] != folds:
+            raise ValueError(f"{plan_path} was written for another configuration; use a new --out folder")
+    plan_path.write_text(json.dumps(plan, indent=1) + "\n", encoding="utf-8")
+
+
+def _write_predictions(path: Path, samples: list[Sample], probabilities: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "source", "patient_id", *CLASSES])
+        for sample, row in zip(samples, probabilities):
+            writer.writerow([str(sample.path), sample.label_name, sample.source, sample.patient_id, *(f"{v:.6f}" for v in row)])
+
+
+def _read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = np.array([CLASSES.index(row["label"]) for row in rows])
+    probabilities = np.array([[float(row[name]) for name in CLASSES] for row in rows])
+    return rows, labels, probabilities
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(np.mean(array)), "sd": float(np.std(array, ddof=1)) if array.size > 1 else 0.0}
+
+
+def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, Any] | None:
+    """Write report.md and cv.json from the finished folds; returns the summary when all are done."""
+    results = []
+    for fold in range(folds):
+        path = out_dir / f"fold-{fold}" / "result.json"
+        if path.is_file():
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+    if not results:
+        return None
+
+    # Pooled out-of-fold predictions: every photo scored by the model that never saw its patient.
+    rows: list[dict[str, str]] = []
+    label_parts, probability_parts = [], []
+    for result in results:
+        fold_rows, fold_labels, fold_probabilities = _read_predictions(out_dir / f"fold-{result['fold']}" / "predictions.csv")
+        rows += fold_rows
+        label_parts.append(fold_labels)
+        probability_parts.append(fold_probabilities)
+    labels = np.concatenate(label_parts)
+    probabilities = np.concatenate(probability_parts)
+    pooled = classification_report(labels, probabilities, CLASSES)
+
+    summary: dict[str, Any] = {
+        "description": (
+            f"{len(results)}-fold patient-grouped, stratified cross-validation on {len(labels)} photos: "
+            "mean ± sd over folds, each fold scored on patients its model never saw."
+        ),
+        "folds_done": len(results),
+        "folds": folds,
+        "n": int(len(labels)),
+    }
+    for key in SUMMARY_METRICS:
+        summary[key] = _mean_sd([result[key] for result in results])
+    for key in ("sensitivity", "specificity"):
+        summary[key] = {name: _mean_sd([result[key][name] for result in results]) for name in CLASSES}
+    summary["pooled"] = pooled.to_dict()
+
+    by_source: dict[str, Any] = {}
+    sources = np.array([row["source"] for row in rows])
+    for source in sorted(set(sources)):
+        mask = sources == source
+        by_source[source] = classification_report(labels[mask], probabilities[mask], CLASSES).to_dict()
+    summary["by_source"] = by_source
+
+    epochs = min(len(result["history"]) for result in results)
+    summary["epoch_curve"] = [
+        {
+            "epoch": epoch + 1,
+            "balanced_accuracy": float(np.mean([r["history"][epoch]["val_balanced_accuracy"] for r in results])),
+            "macro_auc": float(np.mean([r["history"][epoch]["val_macro_auc"] for r in results])),
+        }
+        for epoch in range(epochs)
+    ]
+
+    plot_confusion_matrix(labels, probabilities, CLASSES, out_dir / "confusion_matrix.png", "out-of-fold, pooled")
+    plot_roc_curves(labels, probabilities, CLASSES, out_dir / "roc.png", "out-of-fold, pooled")
+    (out_dir / "cv.json").write_text(json.dumps({"summary": summary, "folds": results}, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.md").write_text(render_report(summary, results), encoding="utf-8")
+    return summary if len(results) == folds else None
+
+
+def render_report(summary: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """Render the cross-validation summary and per-fold rows as Markdown."""
+    def cell(value: dict[str, float]) -> str:
+        return f"{value['mean']:.3f} ± {value['sd']:.3f}"
+
+    lines = [
+        "# Cross-validation report",
+        "",
+        summary["description"],
+        f"Folds finished: {summary['folds_done']} of {summary['folds']}.",
+        "",
+        "## Per fold",
+        "",
+        "| fold | n | accuracy | balanced accuracy | macro-F1 | macro AUC | "
+        + " | ".join(f"sens. {name}" for name in CLASSES)
+        + " | "
+        + " | ".join(f"spec. {name}" for name in CLASSES)
+        + " |",
+        "|---" * (6 + 2 * len(CLASSES)) + "|",
+    ]
+    for result in results:
+        lines.append(
+            f"| {result['fold']} | {result['n']} | "
+            + " | ".join(f"{result[key]:.3f}" for key in SUMMARY_METRICS)
+            + " | "
+            + " | ".join(f"{result['sensitivity'][name]:.3f}" for name in CLASSES)
+            + " | "
+            + " | ".join(f"{result['specificity'][name]:.3f}" for name in CLASSES)
+            + " |"
+        )
+    lines.append(
+        "| mean ± sd | "
+        + str(summary["n"])
+        + " | "
+        + " | ".join(cell(summary[key]) for key in SUMMARY_METRICS)
+        + " | "
+        + " | ".join(cell(summary["sensitivity"][name]) for name in CLASSES)
+        + " | "
+        + " | ".join(cell(summary["specificity"][name]) for name in CLASSES)
+        + " |"
+    )
+
+    pooled = summary["pooled"]
+    lines += [
+        "",
+        "## Pooled out-of-fold predictions",
+        "",
+        f"Accuracy {pooled['accuracy']:.3f}, balanced accuracy {pooled['balanced_accuracy']:.3f}, "
+        f"macro-F1 {pooled['macro_f1']:.3f}, macro AUC {pooled['macro_auc']:.3f}.",
+        "",
+        "Confusion matrix (rows true, columns predicted):",
+        "",
+        "| true \\ predicted | " + " | ".join(CLASSES) + " |",
+        "|---" * (len(CLASSES) + 1) + "|",
+        *[f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(CLASSES, pooled["confusion_matrix"])],
+        "",
+        "![confusion matrix](confusion_matrix.png) ![ROC curves](roc.png)",
+        "",
+        "## Per source (pooled out-of-fold)",
+        "",
+        "| source | n | accuracy | " + " | ".join(f"sens. {name}" for name in CLASSES) + " |",
+        "|---" * (3 + len(CLASSES)) + "|",
+    ]
+    for source, report in summary["by_source"].items():
+        sensitivities = " | ".join(
+            "–" if np.isnan(report["sensitivity"][name]) else f"{report['sensitivity'][name]:.3f}" for name in CLASSES
+        )
+        lines.append(f"| {source} | {report['n']} | {report['accuracy']:.3f} | {sensitivities} |")
+
+    lines += ["", "## Held-out metrics by epoch (mean over folds)", "", "| epoch | balanced accuracy | macro AUC |", "|---|---|---|"]
+    for point in summary["epoch_curve"]:
+        lines.append(f"| {point['epoch']} | {point['balanced_accuracy']:.3f} | {point['macro_auc']:.3f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Training data: a disk cache of preprocessed photos, augmentation and a torch Dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from eyescreen.dataset import Sample
+from eyescreen.imaging import read_image
+from eyescreen.preprocess import INPUT_MEAN, INPUT_STD, prepare_fundus
+
+logger = logging.getLogger(__name__)
+
+# Bump when preprocess.py changes what it outputs, so that old cache entries are not reused.
+PREPROCESS_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "eyescreen" / "preprocessed"
+
+
+def load_preprocessed(samples: Sequence[Sample], size: int, cache_dir: Path | None = None) -> np.ndarray:
+    """Return a (N, size, size, 3) uint8 array of the samples, cropped and resized.
+
+    Each photo is decoded once and stored as .npy under cache_dir, keyed by its content hash,
+    the size and PREPROCESS_VERSION, so that later epochs and runs skip decoding.
+    """
+    folder = (cache_dir or default_cache_dir()) / f"v{PREPROCESS_VERSION}-{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    images = np.empty((len(samples), size, size, 3), dtype=np.uint8)
+    decoded = 0
+    for index, sample in enumerate(samples):
+        data = sample.path.read_bytes()
+        entry = folder / f"{hashlib.sha1(data).hexdigest()}.npy"
+        if entry.is_file():
+            images[index] = np.load(entry)
+            continue
+
+        images[index] = prepare_fundus(read_image(data), size)
+        temporary = entry.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(temporary, images[index])
+        temporary.replace(entry)
+        decoded += 1
+
+    logger.info("preprocessed %d of %d images (the rest came from %s)", decoded, len(samples), folder)
+    return images
+
+
+def training_augmentation(*, seed: int | None = None) -> A.Compose:
+    """Random changes a fundus photo can undergo between cameras, clinics and eyes."""
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.04, 0.04), rotate=(-25, 25), border_mode=0, p=0.9),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
+            A.RandomGamma(gamma_limit=(80, 125), p=0.5),
+            A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=0, p=0.5),
+            A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ImageCompression(quality_range=(50, 95))], p=0.3),
+        ],
+        seed=seed,
+    )
+
+
+class FundusDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Preprocessed uint8 photos with labels, augmented on access when a transform is given."""
+
+    def __init__(self, images: np.ndarray, labels: Sequence[int], transform: A.Compose | None = None) -> None:
+        self.images = images
+        self.labels = list(labels)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        tensor = (tensor / 255.0 - INPUT_MEAN) / INPUT_STD
+        return tensor, self.labels[index]

@@ -1,0 +1,1 @@
+"""The web app: HTML page, JSON API and URL fetching."""

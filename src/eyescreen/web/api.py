@@ -1,0 +1,157 @@
+"""JSON API routes and the one error shape that every refusal uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from eyescreen.errors import (
+    EyescreenError,
+    FetchTimeoutError,
+    ImageDecodeError,
+    ImageError,
+    ImageTooLargeError,
+    RemoteResponseError,
+    ResponseTooLargeError,
+    UnsafeURLError,
+    UnsupportedImageError,
+)
+from eyescreen.inference.predict import Prediction, predict_image_bytes
+
+logger = logging.getLogger(__name__)
+
+
+class RequestTooLargeError(EyescreenError):
+    """The request body is larger than the upload limit."""
+
+
+class InvalidRequestError(EyescreenError):
+    """The request lacks a required field or is not valid JSON or multipart."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Error class -> (HTTP status, error code). The first matching class in this order wins.
+ERROR_STATUS: list[tuple[type[EyescreenError], int, str]] = [
+    (RequestTooLargeError, 413, "request_too_large"),
+    (ImageTooLargeError, 413, "image_too_large"),
+    (UnsupportedImageError, 415, "unsupported_image"),
+    (ImageDecodeError, 400, "corrupt_image"),
+    (UnsafeURLError, 400, "url_not_allowed"),
+    (FetchTimeoutError, 504, "url_timeout"),
+    (ResponseTooLargeError, 413, "remote_image_too_large"),
+    (RemoteResponseError, 502, "url_fetch_failed"),
+]
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Build the API's error body: {"error": {"code": ..., "message": ...}}."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def status_for(error: EyescreenError) -> tuple[int, str]:
+    """Map an eyescreen error to its HTTP status and error code."""
+    if isinstance(error, InvalidRequestError):
+        return 422, error.code
+    for error_class, status, code in ERROR_STATUS:
+        if isinstance(error, error_class):
+            return status, code
+    return 500, "internal_error"
+
+
+async def handle_eyescreen_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, EyescreenError)
+    status, code = status_for(error)
+    client = request.client.host if request.client else "-"
+    logger.info("rejected %s %s from %s: %d %s: %s", request.method, request.url.path, client, status, code, error)
+    return error_response(status, code, str(error))
+
+
+async def handle_http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return error_response(error.status_code, code, f"{request.method} {request.url.path}: {error.detail}", dict(error.headers or {}))
+
+
+async def handle_unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "the server failed while handling this request; try again later")
+
+
+async def _classify(request: Request, data: bytes, source: str) -> JSONResponse:
+    settings = request.app.state.settings
+    try:
+        prediction: Prediction = await run_in_threadpool(
+            predict_image_bytes, request.app.state.model, data, max_pixels=settings.max_pixels
+        )
+    except ImageError as error:
+        if source == "url" and isinstance(error, (UnsupportedImageError, ImageDecodeError)):
+            # The user sent a URL, not an image: a non-image answer is the remote server's fault.
+            raise RemoteResponseError(f"the URL did not return a readable image ({error})") from error
+        raise
+    logger.info(
+        "prediction source=%s bytes=%d label=%s total_ms=%.1f", source, len(data), prediction.label, prediction.timings_ms["total"]
+    )
+    return JSONResponse(prediction.to_dict())
+
+
+async def create_prediction(request: Request) -> JSONResponse:
+    """POST /api/v1/predictions: classify the photo in multipart field `file`."""
+    settings = request.app.state.settings
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequestError(
+            "missing_file", f"expected multipart/form-data with the photo in field 'file', got content type {content_type!r}"
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
+    except MultiPartException as error:
+        raise InvalidRequestError("invalid_form", f"the multipart body is invalid ({error.message}); send the photo in field 'file'") from None
+
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequestError("missing_file", "the form has no file in field 'file'; attach the photo as file=@photo.jpg")
+        data = await upload.read()
+    finally:
+        await form.close()
+    return await _classify(request, data, "upload")
+
+
+async def create_prediction_from_url(request: Request) -> JSONResponse:
+    """POST /api/v1/predictions/url: download {"url": ...} and classify it."""
+    body = await request.body()
+    try:
+        payload: Any = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidRequestError("invalid_json", 'the body is not valid JSON; send {"url": "https://..."}') from None
+    url = payload.get("url") if isinstance(payload, dict) else None
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidRequestError("missing_url", 'the JSON body has no "url" string; send {"url": "https://..."}')
+
+    data = await request.app.state.fetcher.fetch(url.strip())
+    return await _classify(request, data, "url")
+
+
+async def model_info(request: Request) -> JSONResponse:
+    """GET /api/v1/model: the loaded model's name, version, classes and card."""
+    model = request.app.state.model
+    return JSONResponse({"name": model.name, "version": model.version, "classes": list(model.classes), "card": model.card})
+
+
+routes = [
+    Route("/api/v1/predictions", create_prediction, methods=["POST"]),
+    Route("/api/v1/predictions/url", create_prediction_from_url, methods=["POST"]),
+    Route("/api/v1/model", model_info, methods=["GET"]),
+]

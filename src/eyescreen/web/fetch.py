@@ -1,0 +1,137 @@
+"""Download an image from a user-supplied URL without letting the URL reach internal networks.
+
+Every host, including each redirect target, is resolved first, and every address it resolves
+to must be public (or inside an allowed network from the settings). The body is read as a
+stream and cut off at the byte limit, under one overall time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from eyescreen.errors import FetchTimeoutError, RemoteResponseError, ResponseTooLargeError, UnsafeURLError
+from eyescreen.settings import IPNetwork
+
+logger = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+MAX_REDIRECTS = 3
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+
+async def resolve_host(host: str, port: int) -> list[IPAddress]:
+    """Resolve a host name to every IPv4 and IPv6 address that the system resolver returns."""
+    loop = asyncio.get_running_loop()
+    try:
+        answers = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise UnsafeURLError(f"the host {host!r} could not be resolved ({error.strerror}); check the URL") from None
+    return [ipaddress.ip_address(answer[4][0].split("%", 1)[0]) for answer in answers]
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Tell whether an address is publicly routable: not loopback, private, link-local and so on."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+@dataclass(frozen=True)
+class URLFetcher:
+    """Downloads images from http(s) URLs within byte, time and address limits."""
+
+    max_bytes: int
+    timeout_seconds: float
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    resolver: Resolver = resolve_host
+    transport: httpx.AsyncBaseTransport | None = None
+
+    async def fetch(self, url: str) -> bytes:
+        """Return the body of url; raises a FetchError subclass that says what went wrong."""
+        try:
+            return await asyncio.wait_for(self._fetch(url), timeout=self.timeout_seconds)
+        except (TimeoutError, httpx.TimeoutException):
+            raise FetchTimeoutError(
+                f"the server at {_host_of(url)!r} did not send the image within {self.timeout_seconds:g} s; try again or upload the file"
+            ) from None
+
+    async def _fetch(self, url: str) -> bytes:
+        timeout = httpx.Timeout(self.timeout_seconds)
+        async with httpx.AsyncClient(transport=self.transport, timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                await self.check_url(url)
+                try:
+                    async with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
+                        if response.is_redirect and "location" in response.headers:
+                            url = urljoin(url, response.headers["location"])
+                            continue
+                        if response.status_code >= 400:
+                            raise RemoteResponseError(
+                                f"the server at {_host_of(url)!r} answered HTTP {response.status_code}; check that the URL opens the image"
+                            )
+                        return await self._read_capped(response)
+                except httpx.TimeoutException:
+                    raise
+                except httpx.HTTPError as error:
+                    raise RemoteResponseError(f"downloading from {_host_of(url)!r} failed: {error}; check the URL") from None
+        raise RemoteResponseError(f"the URL redirected more than {MAX_REDIRECTS} times; give the image's final address")
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise ResponseTooLargeError(
+                f"the image at the URL is {int(declared)} bytes, over the limit of {self.max_bytes}; use a smaller image"
+            )
+        chunks = []
+        received = 0
+        async for chunk in response.aiter_bytes():
+            received += len(chunk)
+            if received > self.max_bytes:
+                raise ResponseTooLargeError(
+                    f"the image at the URL is over the limit of {self.max_bytes} bytes; use a smaller image"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def check_url(self, url: str) -> None:
+        """Raise UnsafeURLError unless url is http(s) and its host resolves only to allowed addresses."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:
+            raise UnsafeURLError(f"{url!r} is not a valid URL ({error})") from None
+        if parts.scheme.lower() not in ALLOWED_SCHEMES:
+            raise UnsafeURLError(f"URL scheme {parts.scheme!r} is not allowed; use an http:// or https:// URL")
+        if not parts.hostname:
+            raise UnsafeURLError(f"{url!r} has no host name; use a full http:// or https:// URL")
+
+        port = port or (443 if parts.scheme.lower() == "https" else 80)
+        addresses = await self.resolver(parts.hostname, port)
+        if not addresses:
+            raise UnsafeURLError(f"the host {parts.hostname!r} has no addresses; check the URL")
+        for address in addresses:
+            if not (is_public_address(address) or any(address in network for network in self.allowed_networks)):
+                logger.warning("rejected URL host %s: it resolves to the non-public address %s", parts.hostname, address)
+                raise UnsafeURLError(
+                    f"the host {parts.hostname!r} resolves to {address}, a private or reserved address that this "
+                    "service does not fetch from; use a public image URL or upload the file"
+                )
+        # NOTE: httpx resolves the host again when it connects, so a DNS answer that changes between
+        # this check and the connection is not caught yet.
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url

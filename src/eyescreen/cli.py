@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -170,9 +169,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from eyescreen.web.app import create_app
 
     settings = Settings.from_env()
-    paas_port = os.environ.get("PORT")
-    host = arguments.host or ("0.0.0.0" if paas_port else "127.0.0.1")
-    port = arguments.port or (int(paas_port) if paas_port else 8000)
+    host, port = settings.bind_address(arguments.host, arguments.port)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     return 0
 

@@ -2,8 +2,8 @@
 
 EyescreenError
  +-- ImageError
- |    +-- ImageDecodeError        bytes are corrupt, truncated or not an image
- |    +-- UnsupportedImageError   a real image in a format eyescreen does not read
+ |    +-- ImageDecodeError        a supported image file that is corrupt or truncated
+ |    +-- UnsupportedImageError   bytes that are not an image in a supported format
  |    +-- ImageTooLargeError      more pixels than the configured limit
  +-- FetchError
  |    +-- UnsafeURLError          URL scheme or address is not allowed
@@ -27,11 +27,11 @@ class ImageError(EyescreenError):
 
 
 class ImageDecodeError(ImageError):
-    """The bytes are corrupt, truncated or not an image at all."""
+    """The bytes are a supported image format, but corrupt or truncated."""
 
 
 class UnsupportedImageError(ImageError):
-    """The bytes are an image in a format that eyescreen does not read."""
+    """The bytes are not an image, or an image in a format that eyescreen does not read."""
 
 
 class ImageTooLargeError(ImageError):

@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 # Pillow format names that are read. MPO is the multi-picture JPEG that many cameras write.
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP", "GIF"})
 
+# File signatures of the supported formats. Bytes that start with one of these but that Pillow
+# cannot identify are a damaged file of that format, not some other kind of file.
+SIGNATURES: tuple[bytes, ...] = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"GIF87a", b"GIF89a")
+
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
@@ -34,7 +38,7 @@ def read_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     if not data:
         raise UnsupportedImageError("the file is empty (0 bytes); send a JPEG, PNG, TIFF, BMP or WebP image")
 
-    image = _open(data)
+    image = _open(data, max_pixels)
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(
@@ -60,14 +64,23 @@ def read_image_file(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -
     return read_image(Path(path).read_bytes(), max_pixels=max_pixels)
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"the image header declares too many pixels ({error}); downscale it and try again") from error
+        # NOTE: Pillow refuses images above 2 x Image.MAX_IMAGE_PIXELS (about 179 million pixels in
+        # Pillow 13) inside Image.open, so a max_pixels above that has no effect.
+        raise ImageTooLargeError(
+            f"the image header declares more pixels than the limit of {max_pixels} ({error}); downscale it and try again"
+        ) from error
     except UnidentifiedImageError:
+        is_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+        if data.startswith(SIGNATURES) or is_webp:
+            raise ImageDecodeError(
+                f"the {len(data)} bytes start like an image file but its header is incomplete or corrupt; upload the complete file again"
+            ) from None
         raise UnsupportedImageError(
             f"the {len(data)} bytes starting with {data[:8]!r} are not a supported image; "
             "send a JPEG, PNG, TIFF, BMP or WebP image"
@@ -101,13 +114,21 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def _rescale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
-    """Map 16-bit, 32-bit integer or float grey levels onto 0..255 without clipping the range."""
-    values = pixels.astype(np.float64)
+    """Map 16-bit, 32-bit integer or float grey levels onto 0..255 without clipping the range.
+
+    16-bit data (mode I;16, or mode I within 0..65535, as Pillow opens 16-bit PNG) is divided by
+    257. Floats within 0..1 are multiplied by 255. Wider ranges are scaled by their maximum.
+    """
+    values = np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.maximum(values, 0.0)
+    maximum = float(values.max()) if values.size else 0.0
+
     if mode == "F":
-        # Float images are either 0..1 or 0..255 by convention.
-        scale = 255.0 if values.size and np.nanmax(values) <= 1.0 else 1.0
-        values = np.nan_to_num(values) * scale
-    elif mode.startswith("I;16") or (values.size and values.max() > 255):
-        # 16-bit data (Pillow opens 16-bit PNG greyscale as mode "I" or "I;16").
-        values = values / 257.0
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        scale = 255.0 if maximum <= 1.0 else (1.0 if maximum <= 255.0 else 255.0 / maximum)
+    elif mode.startswith("I;16") or 255.0 < maximum <= 65535.0:
+        scale = 1.0 / 257.0
+    elif maximum > 65535.0:
+        scale = 255.0 / maximum
+    else:
+        scale = 1.0
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -26,6 +27,11 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
         "Comma-separated networks (such as 127.0.0.1/32) that URL fetching may reach even though they are private.",
     ),
     "inference_threads": ("EYESCREEN_INFERENCE_THREADS", "2", "Threads that ONNX Runtime uses for one inference."),
+    "port": (
+        "PORT",
+        "",
+        "Port for `eyescreen serve` when --port is not given, as PaaS hosts set it; when set, the server listens on 0.0.0.0.",
+    ),
 }
 
 
@@ -39,12 +45,19 @@ def _parse_int(variable: str, text: str) -> int:
     return value
 
 
+def _parse_port(variable: str, text: str) -> int:
+    value = _parse_int(variable, text)
+    if value > 65535:
+        raise SettingsError(f"{variable}={text!r} is not a TCP port; use a number from 1 to 65535")
+    return value
+
+
 def _parse_float(variable: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise SettingsError(f"{variable}={text!r} is not a number") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{variable}={text!r} must be greater than zero")
     return value
 
@@ -72,6 +85,7 @@ class Settings:
     fetch_max_bytes: int = 20_000_000
     fetch_allowed_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
     inference_threads: int = 2
+    port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,7 +108,13 @@ class Settings:
             fetch_max_bytes=_parse_int(variable("fetch_max_bytes"), text("fetch_max_bytes")),
             fetch_allowed_networks=_parse_networks(variable("fetch_allowed_networks"), text("fetch_allowed_networks")),
             inference_threads=_parse_int(variable("inference_threads"), text("inference_threads")),
+            port=_parse_port(variable("port"), text("port")) if text("port") else None,
         )
+
+    def bind_address(self, host: str | None, port: int | None) -> tuple[str, int]:
+        """Choose where `eyescreen serve` listens: options first, then $PORT, then 127.0.0.1:8000."""
+        default_host = "0.0.0.0" if self.port is not None else "127.0.0.1"
+        return host or default_host, port or self.port or 8000
 
 
 assert {f.name for f in fields(Settings)} == set(ENVIRONMENT_VARIABLES)

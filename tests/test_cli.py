@@ -1,0 +1,114 @@
+"""The command line: predict, evaluate and the serve address, run through main()."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from eyescreen.cli import main
+from eyescreen.labels import CLASSES
+from eyescreen.settings import Settings
+
+NORMAL_PHOTO = "normal/odir_1034_left.jpg"
+GLAUCOMA_FRAME = "glaucoma/cataractdataset_Glaucoma_001.png"
+
+
+def test_predict_prints_table_with_four_probabilities(fundus4_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["predict", str(fundus4_dir / NORMAL_PHOTO), str(fundus4_dir / GLAUCOMA_FRAME)])
+
+    output = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert output[0].split() == ["file", "label", *CLASSES]
+    assert len(output) == 3
+    for line in output[1:]:
+        fields = line.split()
+        assert fields[1] in CLASSES
+        assert sum(float(value) for value in fields[2:]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_predict_json_lists_api_fields(fundus4_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["predict", "--json", str(fundus4_dir / NORMAL_PHOTO)])
+
+    results = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert results[0]["file"].endswith("odir_1034_left.jpg")
+    assert results[0]["label"] in CLASSES
+    assert set(results[0]["probabilities"]) == set(CLASSES)
+    assert set(results[0]["model"]) == {"name", "version"}
+    assert set(results[0]["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
+
+
+def test_predict_bad_file_reports_one_line_and_keeps_others(
+    fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("this is text, not a photo")
+    missing = tmp_path / "missing.png"
+
+    status = main(["predict", "--json", str(not_an_image), str(fundus4_dir / NORMAL_PHOTO), str(missing)])
+
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("eyescreen: error:")]
+    assert status == 1
+    assert len(errors) == 2
+    assert "notes.jpg" in errors[0] and "not a supported image" in errors[0]
+    assert "missing.png" in errors[1] and "No such file" in errors[1]
+    assert [result["file"] for result in json.loads(captured.out)] == [str(fundus4_dir / NORMAL_PHOTO)]
+
+
+def test_evaluate_json_reports_metrics_per_source(fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with (fundus4_dir / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen = [row for name in CLASSES for row in [r for r in rows if r["label"] == name][:3]]
+    with (tmp_path / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "source"])
+        writer.writeheader()
+        for row in chosen:
+            writer.writerow({"path": str(fundus4_dir / row["path"]), "label": row["label"], "source": row["source"]})
+
+    status = main(["evaluate", str(tmp_path), "--json"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert result["n"] == 12
+    for key in ("accuracy", "balanced_accuracy", "macro_auc", "macro_f1"):
+        assert 0.0 <= result[key] <= 1.0
+    assert sum(map(sum, result["confusion_matrix"])) == 12
+    assert set(result["by_source"]) == {row["source"] for row in chosen}
+
+
+def test_evaluate_table_names_metrics(fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in CLASSES:
+        (tmp_path / name).mkdir()
+    (tmp_path / "normal" / "a_left.jpg").write_bytes((fundus4_dir / NORMAL_PHOTO).read_bytes())
+    (tmp_path / "glaucoma" / "b.png").write_bytes((fundus4_dir / GLAUCOMA_FRAME).read_bytes())
+
+    status = main(["evaluate", str(tmp_path)])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    for phrase in ("balanced accuracy", "macro ROC AUC", "sensitivity", "specificity", "confusion matrix"):
+        assert phrase in output
+
+
+def test_evaluate_missing_folder_exits_with_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["evaluate", str(tmp_path / "absent")])
+
+    assert status == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("environ", "host", "port", "expected"),
+    [
+        pytest.param({}, None, None, ("127.0.0.1", 8000), id="defaults"),
+        pytest.param({"PORT": "5000"}, None, None, ("0.0.0.0", 5000), id="paas-port"),
+        pytest.param({"PORT": "5000"}, None, 7000, ("0.0.0.0", 7000), id="option-beats-port"),
+        pytest.param({}, "::1", 9000, ("::1", 9000), id="options"),
+    ],
+)
+def test_serve_bind_address(environ: dict[str, str], host: str | None, port: int | None, expected: tuple[str, int]) -> None:
+    assert Settings.from_env(environ).bind_address(host, port) == expected

@@ -1,0 +1,131 @@
+"""A short real training run on a few fundus4 photos: train, export, resume, cross-validate."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason='training tests need the [train] extra: pip install -e ".[train]" torch==2.13.0')
+
+from eyescreen.inference.session import ModelSession  # noqa: E402
+from eyescreen.labels import CLASSES  # noqa: E402
+from eyescreen.training.config import TrainConfig  # noqa: E402
+from eyescreen.training.cv import run_cross_validation  # noqa: E402
+from eyescreen.training.run import run_training  # noqa: E402
+
+PER_CLASS = 4
+IMAGE_SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def small_manifest(fundus4_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of PER_CLASS photos per class from fundus4, both frame types included."""
+    with (fundus4_dir / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen = []
+    for name in CLASSES:
+        of_class = [row for row in rows if row["label"] == name]
+        # Take the first and last rows, so cataract and glaucoma mix their two sources.
+        chosen += of_class[: PER_CLASS // 2] + of_class[-(PER_CLASS - PER_CLASS // 2) :]
+
+    folder = tmp_path_factory.mktemp("small")
+    with (folder / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "source", "patient_id"])
+        writer.writeheader()
+        for row in chosen:
+            writer.writerow(
+                {"path": str(fundus4_dir / row["path"]), "label": row["label"], "source": row["source"], "patient_id": row["patient_id"]}
+            )
+    return folder
+
+
+def small_config(**overrides: object) -> TrainConfig:
+    values = {"image_size": IMAGE_SIZE, "epochs": 2, "batch_size": 8, "val_fraction": 0.25, "seed": 1}
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def trained_run(small_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run")
+    card = run_training(small_manifest, out, small_config(), cache_dir=out / "cache", version="test")
+    return out, card
+
+
+def test_run_training_writes_model_card_and_plots(trained_run: tuple[Path, dict]) -> None:
+    out, card = trained_run
+
+    for name in ("model.onnx", "model_card.json", "model_card.md", "train_config.json", "confusion_matrix.png", "roc.png"):
+        assert (out / name).is_file(), name
+    assert card["classes"] == list(CLASSES)
+    assert card["input_size"] == IMAGE_SIZE
+    assert card["validation"]["n"] > 0
+    assert len(card["history"]) == 2
+    assert "not a medical device" in (out / "model_card.md").read_text()
+
+
+def test_exported_onnx_matches_pytorch(trained_run: tuple[Path, dict]) -> None:
+    _, card = trained_run
+
+    assert card["onnx_max_probability_difference"] < 1e-4
+
+
+def test_exported_model_loads_with_dynamic_batch(trained_run: tuple[Path, dict]) -> None:
+    out, _ = trained_run
+    session = ModelSession.from_dir(out)
+
+    for batch in (1, 3):
+        probabilities = session.probabilities(np.zeros((batch, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32))
+        assert probabilities.shape == (batch, len(CLASSES))
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert session.version == "test"
+
+
+def test_run_training_resume_continues_from_checkpoint(small_manifest: Path, tmp_path: Path) -> None:
+    run_training(small_manifest, tmp_path, small_config(epochs=1), cache_dir=tmp_path / "cache")
+    card = run_training(small_manifest, tmp_path, small_config(epochs=2), cache_dir=tmp_path / "cache", resume=True)
+
+    assert [record["epoch"] for record in card["history"]] == [1, 2]
+
+
+def test_run_training_same_seed_same_weights(small_manifest: Path, tmp_path: Path) -> None:
+    config = small_config(epochs=1)
+    first = run_training(small_manifest, tmp_path / "a", config, cache_dir=tmp_path / "cache")
+    second = run_training(small_manifest, tmp_path / "b", config, cache_dir=tmp_path / "cache")
+
+    assert first["history"][0]["loss"] == pytest.approx(second["history"][0]["loss"], rel=1e-6)
+
+
+def test_cross_validation_writes_report_and_resumes(small_manifest: Path, tmp_path: Path) -> None:
+    config = small_config(epochs=1, val_fraction=0.0)
+    partial = run_cross_validation(small_manifest, tmp_path, config, folds=2, only_folds=[0], cache_dir=tmp_path / "cache")
+
+    assert partial is None
+    assert (tmp_path / "fold-0" / "result.json").is_file()
+    assert "Folds finished: 1 of 2" in (tmp_path / "report.md").read_text()
+
+    summary = run_cross_validation(small_manifest, tmp_path, config, folds=2, cache_dir=tmp_path / "cache")
+
+    assert summary is not None
+    assert summary["folds_done"] == 2
+    assert summary["n"] == PER_CLASS * len(CLASSES)
+    assert set(summary["by_source"]) == {"odir", "eyepacs", "cataractdataset"}
+    report = json.loads((tmp_path / "cv.json").read_text())
+    assert [fold["fold"] for fold in report["folds"]] == [0, 1]
+    assert (tmp_path / "roc.png").is_file()
+
+
+def test_cross_validation_keeps_patients_in_one_fold(small_manifest: Path, tmp_path: Path) -> None:
+    run_cross_validation(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), folds=2, only_folds=[0], cache_dir=tmp_path / "cache")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+
+    with (small_manifest / "manifest.csv").open(newline="") as handle:
+        patients = {row["path"]: row["patient_id"] for row in csv.DictReader(handle)}
+    fold_of_patient: dict[str, set[int]] = {}
+    for path, fold in plan["assignment"].items():
+        fold_of_patient.setdefault(patients[path], set()).add(fold)
+    assert all(len(folds) == 1 for folds in fold_of_patient.values())

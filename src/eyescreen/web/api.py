@@ -116,8 +116,10 @@ async def create_prediction(request: Request) -> JSONResponse:
         )
     try:
         form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
-    except MultiPartException as error:
-        raise InvalidRequestError("invalid_form", f"the multipart body is invalid ({error.message}); send the photo in field 'file'") from None
+    except (MultiPartException, HTTPException) as error:
+        # Inside an app, Starlette turns the parser's MultiPartException into HTTPException(400).
+        reason = error.message if isinstance(error, MultiPartException) else error.detail
+        raise InvalidRequestError("invalid_form", f"the multipart body is invalid ({reason}); send the photo in field 'file'") from None
 
     try:
         upload = form.get("file")

@@ -27,6 +27,8 @@ Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 MAX_REDIRECTS = 3
 ALLOWED_SCHEMES = frozenset({"http", "https"})
+# The NAT64 well-known prefix (RFC 6052): the last 32 bits are the IPv4 destination.
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 async def resolve_host(host: str, port: int) -> list[IPAddress]:
@@ -41,8 +43,15 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
 
 def is_public_address(address: IPAddress) -> bool:
     """Tell whether an address is publicly routable: not loopback, private, link-local and so on."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach that address, so judge the embedded one.
+        # Python 3.11 calls 64:ff9b::7f00:1 and 2002:7f00:1:: global although both lead to 127.0.0.1.
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+        elif address in NAT64_PREFIX:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     return address.is_global and not address.is_multicast
 
 
@@ -75,7 +84,7 @@ class URLFetcher:
                         if response.is_redirect and "location" in response.headers:
                             url = urljoin(url, response.headers["location"])
                             continue
-                        if response.status_code >= 400:
+                        if response.status_code >= 300:
                             raise RemoteResponseError(
                                 f"the server at {_host_of(url)!r} answered HTTP {response.status_code}; check that the URL opens the image"
                             )

@@ -100,6 +100,9 @@ def language_from_header(header: str) -> str:
                 quality = float(parameters.strip()[2:])
             except ValueError:
                 quality = 0.0
+        if quality <= 0:
+            # q=0 marks a language as not acceptable (RFC 9110, section 12.4.2).
+            continue
         ranked.append((-quality, position, tag.strip().lower()))
 
     for _, _, tag in sorted(ranked):

@@ -33,9 +33,11 @@ function showError(code, message) {
   lastError = { code, message };
   lastResult = null;
   document.getElementById("result").hidden = true;
-  // A translated message when the page knows the code, else the server's English message.
+  // The translation for the error code, if the page has one, followed by the server's English message if any.
+  // Errors found in the page itself (no file, no URL, network) have no server message.
   const known = STRINGS[language]["error_" + code];
-  document.getElementById("error-message").textContent = known ? known + " (" + message + ")" : message;
+  const details = message ? " (" + message + ")" : "";
+  document.getElementById("error-message").textContent = known ? known + details : message;
   document.getElementById("error").hidden = false;
 }
 
@@ -71,7 +73,7 @@ async function send(request) {
       showError("http_" + response.status, "HTTP " + response.status);
     }
   } catch (error) {
-    showError("network", text("error_network"));
+    showError("network");
   } finally {
     setBusy(false);
   }
@@ -81,7 +83,7 @@ document.getElementById("upload-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const file = document.getElementById("file-input").files[0];
   if (!file) {
-    showError("no_file", text("error_no_file"));
+    showError("no_file");
     return;
   }
   const preview = document.getElementById("preview");
@@ -96,7 +98,7 @@ document.getElementById("url-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const url = document.getElementById("url-input").value.trim();
   if (!url) {
-    showError("no_url", text("error_no_url"));
+    showError("no_url");
     return;
   }
   document.getElementById("preview").hidden = true;

@@ -7,7 +7,7 @@ EyescreenError
  |    +-- ImageTooLargeError      more pixels than the configured limit
  +-- FetchError
  |    +-- UnsafeURLError          URL scheme or address is not allowed
- |    +-- FetchTimeoutError       the remote server did not answer in time
+ |    +-- FetchTimeoutError       the remote server did not respond in time
  |    +-- RemoteResponseError     the remote server answered with an error status
  |    +-- ResponseTooLargeError   the remote body is over the byte limit
  +-- ModelLoadError              the ONNX model or its card cannot be loaded
@@ -47,11 +47,11 @@ class UnsafeURLError(FetchError):
 
 
 class FetchTimeoutError(FetchError):
-    """The remote server did not answer within the time limit."""
+    """The remote server did not respond within the time limit."""
 
 
 class RemoteResponseError(FetchError):
-    """The remote server answered with an error status or a body that is not an image."""
+    """The remote server returned an error status or a body that is not an image."""
 
 
 class ResponseTooLargeError(FetchError):

@@ -124,7 +124,12 @@ def _rescale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
     maximum = float(values.max()) if values.size else 0.0
 
     if mode == "F":
-        scale = 255.0 if maximum <= 1.0 else (1.0 if maximum <= 255.0 else 255.0 / maximum)
+        if maximum <= 1.0:
+            scale = 255.0
+        elif maximum <= 255.0:
+            scale = 1.0
+        else:
+            scale = 255.0 / maximum
     elif mode.startswith("I;16") or 255.0 < maximum <= 65535.0:
         scale = 1.0 / 257.0
     elif maximum > 65535.0:

@@ -15,7 +15,7 @@ from eyescreen.preprocess import prepare_fundus, to_model_input
 
 @dataclass(frozen=True)
 class Prediction:
-    """The model's answer for one photo."""
+    """The model's prediction for one photo."""
 
     label: str
     probabilities: dict[str, float]

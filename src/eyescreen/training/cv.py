@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from eyescreen.dataset import Sample, load_samples
 from eyescreen.evaluation.metrics import classification_report
@@ -72,6 +73,9 @@ def run_cross_validation(
         report = classification_report(labels[test_rows], probabilities, CLASSES)
         fold_result = {"fold": fold, "seconds": result.seconds, "history": result.history, **report.to_dict()}
         (fold_dir / "result.json").write_text(json.dumps(fold_result, indent=2) + "\n", encoding="utf-8")
+        # The fold's weights stay for later analysis (test-time augmentation, ensembles); the
+        # optimizer state in the checkpoint is no longer needed.
+        torch.save(result.model.state_dict(), fold_dir / "model.pt")
         (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
         logger.info("fold %d: balanced accuracy %.3f, macro AUC %.3f", fold, report.balanced_accuracy, report.macro_auc)
 
@@ -134,7 +138,7 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
 
     summary: dict[str, Any] = {
         "description": (
-            f"{len(results)}-fold patient-grouped, stratified cross-validation on {len(labels)} photos: "
+            f"{folds}-fold patient-grouped, stratified cross-validation on {len(labels)} photos so far: "
             "mean ± sd over folds, each fold scored on patients its model never saw."
         ),
         "folds_done": len(results),

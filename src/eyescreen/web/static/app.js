@@ -1,4 +1,4 @@
-// Page logic: send the photo or URL to the JSON API and show the answer in the chosen language.
+// Page logic: send the photo or URL to the JSON API and show the result in the chosen language.
 "use strict";
 
 const STRINGS = JSON.parse(document.getElementById("strings").textContent);

@@ -10,6 +10,11 @@ EyescreenError
  |    +-- FetchTimeoutError       the remote server did not respond in time
  |    +-- RemoteResponseError     the remote server answered with an error status
  |    +-- ResponseTooLargeError   the remote body is over the byte limit
+ +-- RequestError
+ |    +-- InvalidRequestError     a required field is missing, or the body is malformed
+ |    +-- RequestTooLargeError    the request body is over the upload limit
+ |    +-- RequestTimeoutError     the client sent the body too slowly
+ |    +-- ServerBusyError         every inference slot and queue place is taken
  +-- ModelLoadError              the ONNX model or its card cannot be loaded
  +-- DatasetError                a training or evaluation folder is unusable
  +-- SettingsError               an environment variable has an invalid value
@@ -56,6 +61,34 @@ class RemoteResponseError(FetchError):
 
 class ResponseTooLargeError(FetchError):
     """The remote body is larger than the byte limit."""
+
+
+class RequestError(EyescreenError):
+    """An HTTP request cannot be served as sent."""
+
+
+class InvalidRequestError(RequestError):
+    """The request lacks a required field or is not valid JSON or multipart."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RequestTooLargeError(RequestError):
+    """The request body is larger than the upload limit."""
+
+
+class RequestTimeoutError(RequestError):
+    """The client sent the request body too slowly."""
+
+
+class ServerBusyError(RequestError):
+    """Every inference slot and every queue place is taken; the client should retry later."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ModelLoadError(EyescreenError):

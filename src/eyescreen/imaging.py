@@ -9,17 +9,26 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from eyescreen.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
 logger = logging.getLogger(__name__)
 
-# Pillow format names that are read. MPO is the multi-picture JPEG that many cameras write.
-SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP", "GIF"})
+# pillow-heif adds the HEIF format (iPhone HEIC photos) to Pillow's format detection.
+register_heif_opener()
+
+# Pillow format names that are read. MPO is the multi-picture JPEG that many cameras write, and
+# HEIF covers .heic and .heif files.
+SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP", "GIF", "HEIF"})
+SUPPORTED_NAMES = "JPEG, PNG, TIFF, BMP, WebP, GIF or HEIC"
 
 # File signatures of the supported formats. Bytes that start with one of these but that Pillow
 # cannot identify are a damaged file of that format, not some other kind of file.
 SIGNATURES: tuple[bytes, ...] = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"GIF87a", b"GIF89a")
+
+# ISO base media "ftyp" brands of HEIF still images; videos share the box but not these brands.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -36,7 +45,7 @@ def read_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     the pixels are decoded), and ImageDecodeError for corrupt or truncated data.
     """
     if not data:
-        raise UnsupportedImageError("the file is empty (0 bytes); send a JPEG, PNG, TIFF, BMP or WebP image")
+        raise UnsupportedImageError(f"the file is empty (0 bytes); send a {SUPPORTED_NAMES} image")
 
     image = _open(data, max_pixels)
     width, height = image.size
@@ -77,20 +86,21 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         ) from error
     except UnidentifiedImageError:
         is_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-        if data.startswith(SIGNATURES) or is_webp:
+        is_heif = data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+        if data.startswith(SIGNATURES) or is_webp or is_heif:
             raise ImageDecodeError(
                 f"the {len(data)} bytes start like an image file but its header is incomplete or corrupt; upload the complete file again"
             ) from None
         raise UnsupportedImageError(
             f"the {len(data)} bytes starting with {data[:8]!r} are not a supported image; "
-            "send a JPEG, PNG, TIFF, BMP or WebP image"
+            f"send a {SUPPORTED_NAMES} image"
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"the image header is corrupt ({error}); upload the complete file again") from error
 
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(
-            f"{image.format} images are not supported; send a JPEG, PNG, TIFF, BMP or WebP image"
+            f"{image.format} images are not supported; send a {SUPPORTED_NAMES} image"
         )
     return image
 

@@ -27,6 +27,26 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, str]] = {
         "Comma-separated networks (such as 127.0.0.1/32) that URL fetching may reach even though they are private.",
     ),
     "inference_threads": ("EYESCREEN_INFERENCE_THREADS", "2", "Threads that ONNX Runtime uses for one inference."),
+    "max_concurrent_inferences": (
+        "EYESCREEN_MAX_CONCURRENT_INFERENCES",
+        "2",
+        "Photos decoded and classified at the same time; further requests wait in the queue.",
+    ),
+    "max_queued_requests": (
+        "EYESCREEN_MAX_QUEUED_REQUESTS",
+        "16",
+        "Requests that may wait for an inference slot; past this the server returns 503 with Retry-After.",
+    ),
+    "queue_timeout_seconds": (
+        "EYESCREEN_QUEUE_TIMEOUT",
+        "20",
+        "Longest wait for an inference slot, in seconds, before the server returns 503.",
+    ),
+    "body_timeout_seconds": (
+        "EYESCREEN_BODY_TIMEOUT",
+        "20",
+        "Longest pause between two parts of an upload, in seconds, before the server returns 408.",
+    ),
     "port": (
         "PORT",
         "",
@@ -85,6 +105,10 @@ class Settings:
     fetch_max_bytes: int = 20_000_000
     fetch_allowed_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
     inference_threads: int = 2
+    max_concurrent_inferences: int = 2
+    max_queued_requests: int = 16
+    queue_timeout_seconds: float = 20.0
+    body_timeout_seconds: float = 20.0
     port: int | None = None
 
     @classmethod
@@ -108,6 +132,10 @@ class Settings:
             fetch_max_bytes=_parse_int(variable("fetch_max_bytes"), text("fetch_max_bytes")),
             fetch_allowed_networks=_parse_networks(variable("fetch_allowed_networks"), text("fetch_allowed_networks")),
             inference_threads=_parse_int(variable("inference_threads"), text("inference_threads")),
+            max_concurrent_inferences=_parse_int(variable("max_concurrent_inferences"), text("max_concurrent_inferences")),
+            max_queued_requests=_parse_int(variable("max_queued_requests"), text("max_queued_requests")),
+            queue_timeout_seconds=_parse_float(variable("queue_timeout_seconds"), text("queue_timeout_seconds")),
+            body_timeout_seconds=_parse_float(variable("body_timeout_seconds"), text("body_timeout_seconds")),
             port=_parse_port(variable("port"), text("port")) if text("port") else None,
         )
 

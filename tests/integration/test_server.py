@@ -87,5 +87,7 @@ def test_server_logs_rejections(api: httpx.Client, eyescreen_server) -> None:
     api.post("/api/v1/predictions", files={"file": ("empty.jpg", b"", "image/jpeg")})
 
     log = eyescreen_server.log_path.read_text()
-    assert "rejected POST /api/v1/predictions" in log
-    assert "unsupported_image" in log
+    rejection = next(line for line in log.splitlines() if "request rejected" in line)
+    assert "method=POST path=/api/v1/predictions" in rejection
+    assert "client=127.0.0.1" in rejection
+    assert "status=415 code=unsupported_image" in rejection

@@ -16,66 +16,32 @@ from starlette.routing import Route
 
 from eyescreen.errors import (
     EyescreenError,
-    FetchTimeoutError,
     ImageDecodeError,
     ImageError,
-    ImageTooLargeError,
+    InvalidRequestError,
     RemoteResponseError,
-    ResponseTooLargeError,
-    UnsafeURLError,
     UnsupportedImageError,
 )
 from eyescreen.inference.predict import Prediction, predict_image_bytes
+from eyescreen.web.responses import error_response, log_rejection, response_for, status_for
 
 logger = logging.getLogger(__name__)
 
 
-class RequestTooLargeError(EyescreenError):
-    """The request body is larger than the upload limit."""
-
-
-class InvalidRequestError(EyescreenError):
-    """The request lacks a required field or is not valid JSON or multipart."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# Error class -> (HTTP status, error code). The first matching class in this order wins.
-ERROR_STATUS: list[tuple[type[EyescreenError], int, str]] = [
-    (RequestTooLargeError, 413, "request_too_large"),
-    (ImageTooLargeError, 413, "image_too_large"),
-    (UnsupportedImageError, 415, "unsupported_image"),
-    (ImageDecodeError, 400, "corrupt_image"),
-    (UnsafeURLError, 400, "url_not_allowed"),
-    (FetchTimeoutError, 504, "url_timeout"),
-    (ResponseTooLargeError, 413, "remote_image_too_large"),
-    (RemoteResponseError, 502, "url_fetch_failed"),
-]
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Build the API's error body: {"error": {"code": ..., "message": ...}}."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-def status_for(error: EyescreenError) -> tuple[int, str]:
-    """Map an eyescreen error to its HTTP status and error code."""
-    if isinstance(error, InvalidRequestError):
-        return 422, error.code
-    for error_class, status, code in ERROR_STATUS:
-        if isinstance(error, error_class):
-            return status, code
-    return 500, "internal_error"
-
-
 async def handle_eyescreen_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, EyescreenError)
-    status, code = status_for(error)
-    client = request.client.host if request.client else "-"
-    logger.info("rejected %s %s from %s: %d %s: %s", request.method, request.url.path, client, status, code, error)
-    return error_response(status, code, str(error))
+    response = response_for(error)
+    declared = request.headers.get("content-length", "")
+    log_rejection(
+        method=request.method,
+        path=request.url.path,
+        client=request.client.host if request.client else "-",
+        status=response.status_code,
+        code=status_for(error)[1],
+        size=int(declared) if declared.isdigit() else None,
+        message=str(error),
+    )
+    return response
 
 
 async def handle_http_error(request: Request, error: Exception) -> JSONResponse:
@@ -92,9 +58,12 @@ async def handle_unexpected_error(request: Request, error: Exception) -> JSONRes
 async def _classify(request: Request, data: bytes, source: str) -> JSONResponse:
     settings = request.app.state.settings
     try:
-        prediction: Prediction = await run_in_threadpool(
-            predict_image_bytes, request.app.state.model, data, max_pixels=settings.max_pixels
-        )
+        # Decoding and inference run in a worker thread, so the event loop keeps serving others.
+        # A cancelled request still waits for its thread, so the slot is held until the work ends.
+        async with request.app.state.limiter.slot():
+            prediction: Prediction = await run_in_threadpool(
+                predict_image_bytes, request.app.state.model, data, max_pixels=settings.max_pixels
+            )
     except ImageError as error:
         if source == "url" and isinstance(error, (UnsupportedImageError, ImageDecodeError)):
             # The user sent a URL, not an image: a non-image response is the remote server's fault.

@@ -15,7 +15,7 @@ from eyescreen.inference.session import ModelSession
 from eyescreen.settings import Settings
 from eyescreen.web import api, pages
 from eyescreen.web.fetch import URLFetcher
-from eyescreen.web.limits import BodySizeLimitMiddleware
+from eyescreen.web.limits import BodyLimitMiddleware, InferenceLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,11 @@ def create_app(settings: Settings, *, model: ModelSession | None = None, fetcher
 
     app = Starlette(
         routes=[*api.routes, *pages.routes],
-        middleware=[Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)],
+        middleware=[
+            Middleware(
+                BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, chunk_timeout_seconds=settings.body_timeout_seconds
+            )
+        ],
         exception_handlers={
             EyescreenError: api.handle_eyescreen_error,
             HTTPException: api.handle_http_error,
@@ -42,6 +46,11 @@ def create_app(settings: Settings, *, model: ModelSession | None = None, fetcher
     )
     app.state.settings = settings
     app.state.model = model
+    app.state.limiter = InferenceLimiter(
+        max_concurrent=settings.max_concurrent_inferences,
+        max_queued=settings.max_queued_requests,
+        queue_timeout_seconds=settings.queue_timeout_seconds,
+    )
     app.state.fetcher = fetcher or URLFetcher(
         max_bytes=settings.fetch_max_bytes,
         timeout_seconds=settings.fetch_timeout_seconds,

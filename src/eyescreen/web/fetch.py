@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from eyescreen.errors import FetchTimeoutError, RemoteResponseError, ResponseTooLargeError, UnsafeURLError
@@ -55,6 +56,44 @@ def is_public_address(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+class PinnedAddressBackend(httpcore.AsyncNetworkBackend):
+    """Open TCP connections only to the address that check_url approved for each host.
+
+    httpx would otherwise resolve the host name again when it connects, and a second DNS
+    answer could point somewhere else. TLS still verifies the certificate against the host
+    name, because httpcore passes the name, not the address, as the server name.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self.pins: dict[str, str] = {}
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: object = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = self.pins.get(host.lower())
+        if address is None:
+            raise httpcore.ConnectError(f"refusing to connect to {host!r}: its address was not checked")
+        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)  # type: ignore[arg-type]
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_transport(backend: PinnedAddressBackend) -> httpx.AsyncHTTPTransport:
+    """Build an httpx transport whose connections go through backend."""
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    # NOTE: httpx 0.29 has no public option for an httpcore network backend, so this sets the
+    # private attribute of httpcore 1.0's AsyncConnectionPool. A test connects through it.
+    transport._pool._network_backend = backend
+    return transport
+
+
 @dataclass(frozen=True)
 class URLFetcher:
     """Downloads images from http(s) URLs within byte, time and address limits."""
@@ -76,9 +115,12 @@ class URLFetcher:
 
     async def _fetch(self, url: str) -> bytes:
         timeout = httpx.Timeout(self.timeout_seconds)
-        async with httpx.AsyncClient(transport=self.transport, timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        backend = PinnedAddressBackend()
+        transport = self.transport or pinned_transport(backend)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                await self.check_url(url)
+                host, address = await self.check_url(url)
+                backend.pins[host] = str(address)
                 try:
                     async with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
                         if response.is_redirect and "location" in response.headers:
@@ -112,8 +154,12 @@ class URLFetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def check_url(self, url: str) -> None:
-        """Raise UnsafeURLError unless url is http(s) and its host resolves only to allowed addresses."""
+    async def check_url(self, url: str) -> tuple[str, IPAddress]:
+        """Return the host and the address to connect to, after checking both.
+
+        Raises UnsafeURLError unless url is http(s) and its host resolves only to public
+        addresses or to addresses in allowed_networks.
+        """
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -135,8 +181,7 @@ class URLFetcher:
                     f"the host {parts.hostname!r} resolves to {address}, a private or reserved address that this "
                     "service does not fetch from; use a public image URL or upload the file"
                 )
-        # NOTE: httpx resolves the host again when it connects, so a DNS answer that changes between
-        # this check and the connection is not caught yet.
+        return parts.hostname.lower(), addresses[0]
 
 
 def _host_of(url: str) -> str:

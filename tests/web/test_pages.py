@@ -269,3 +269,16 @@ def test_choose_language(query: str | None, cookie: str | None, header: str | No
 def test_strings_same_keys_in_every_language() -> None:
     for language in LANGUAGES:
         assert set(STRINGS[language]) == set(STRINGS[DEFAULT_LANGUAGE]), language
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_strings_translate_every_error_code(language: str) -> None:
+    from eyescreen.web.responses import ERROR_STATUS
+
+    for _, _, code in ERROR_STATUS:
+        assert f"error_{code}" in STRINGS[language], code
+
+
+def test_strings_same_keys_in_every_language() -> None:
+    for language in LANGUAGES:
+        assert set(STRINGS[language]) == set(STRINGS[DEFAULT_LANGUAGE]), language

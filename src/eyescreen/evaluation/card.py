@@ -17,7 +17,7 @@ NOT_A_MEDICAL_DEVICE = (
 LIMITATIONS = [
     "All retina_disease photos come from one screening programme (EyePACS) and all normal photos "
     "from another (ODIR-5K), so the model may partly recognise the camera instead of the disease.",
-    "Trained on 2,521 photographs; rare presentations and other diseases are outside its four classes.",
+    "Only four classes: other eye diseases and rare presentations are forced into one of them.",
     "Photos from cameras, populations or image qualities not in the training data may be scored "
     "less accurately than the cross-validated figures suggest.",
     "A photo with more than one condition gets one label only.",
@@ -84,6 +84,13 @@ def render_model_card(card: dict[str, Any]) -> str:
         if metrics.get("description"):
             lines += [metrics["description"], ""]
         lines += _metrics_table(metrics)
+        if metrics.get("by_source"):
+            lines += ["", "Per source (pooled out-of-fold predictions):", "", "| source | n | accuracy | sensitivity by class present |", "|---|---|---|---|"]
+            for source, report in metrics["by_source"].items():
+                present = ", ".join(
+                    f"{name} {value:.3f}" for name, value in report["sensitivity"].items() if value == value  # NaN marks an absent class
+                )
+                lines.append(f"| {source} | {report['n']} | {report['accuracy']:.3f} | {present} |")
 
     lines += ["", "## Limitations", *[f"- {item}" for item in card.get("limitations", LIMITATIONS)], ""]
     return "\n".join(lines)

@@ -35,7 +35,8 @@ EXPORT_CHECK_IMAGES = 16
 def describe_data(samples: list[Sample], data_dir: Path) -> dict[str, Any]:
     """Summarise a training set for the model card: counts per class and per source."""
     return {
-        "path": str(data_dir),
+        # The folder name only: an absolute path would leak the training machine's layout.
+        "path": data_dir.resolve().name,
         "n": len(samples),
         "classes": {name: sum(1 for sample in samples if sample.label == index) for index, name in enumerate(CLASSES)},
         "sources": dict(sorted(Counter(sample.source for sample in samples).items())),

@@ -21,12 +21,13 @@ def test_predict_prints_table_with_four_probabilities(fundus4_dir: Path, capsys:
 
     output = capsys.readouterr().out.splitlines()
     assert status == 0
-    assert output[0].split() == ["file", "label", *CLASSES]
+    assert output[0].split() == ["file", "label", "status", *CLASSES]
     assert len(output) == 3
     for line in output[1:]:
         fields = line.split()
         assert fields[1] in CLASSES
-        assert sum(float(value) for value in fields[2:]) == pytest.approx(1.0, abs=0.01)
+        assert fields[2] in ("ok", "uncertain")
+        assert sum(float(value) for value in fields[3:]) == pytest.approx(1.0, abs=0.01)
 
 
 def test_predict_json_lists_api_fields(fundus4_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,6 +37,7 @@ def test_predict_json_lists_api_fields(fundus4_dir: Path, capsys: pytest.Capture
     assert status == 0
     assert results[0]["file"].endswith("odir_1034_left.jpg")
     assert results[0]["label"] in CLASSES
+    assert results[0]["status"] in ("ok", "uncertain")
     assert set(results[0]["probabilities"]) == set(CLASSES)
     assert set(results[0]["model"]) == {"name", "version"}
     assert set(results[0]["timings_ms"]) == {"decode", "preprocess", "inference", "total"}

@@ -139,13 +139,14 @@ def _predict(arguments: argparse.Namespace) -> int:
 
 def _prediction_table(results: list[dict[str, object]], classes: tuple[str, ...]) -> str:
     width = max([len("file"), *(len(str(result["file"])) for result in results)])
-    header = f"{'file':<{width}}  {'label':<15}" + "".join(f"{name:>16}" for name in classes)
+    header = f"{'file':<{width}}  {'label':<15}{'status':<10}" + "".join(f"{name:>16}" for name in classes)
     rows = [header]
     for result in results:
         probabilities = result["probabilities"]
         assert isinstance(probabilities, dict)
         rows.append(
-            f"{str(result['file']):<{width}}  {str(result['label']):<15}" + "".join(f"{probabilities[name]:>16.3f}" for name in classes)
+            f"{str(result['file']):<{width}}  {str(result['label']):<15}{str(result['status']):<10}"
+            + "".join(f"{probabilities[name]:>16.3f}" for name in classes)
         )
     return "\n".join(rows)
 

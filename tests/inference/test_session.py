@@ -76,3 +76,46 @@ def test_corrupt_onnx_raises(tmp_path: Path) -> None:
 
     with pytest.raises(ModelLoadError, match="cannot load"):
         ModelSession.from_dir(tmp_path)
+
+
+def model_with_card(tmp_path: Path, **fields: object) -> ModelSession:
+    """Copy the bundled model into tmp_path with its card changed by fields."""
+    card = json.loads((bundled_model_dir() / "model_card.json").read_text())
+    card.update(fields)
+    shutil.copyfile(bundled_model_dir() / "model.onnx", tmp_path / "model.onnx")
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    return ModelSession.from_dir(tmp_path)
+
+
+def test_temperature_from_card_scales_logits(tmp_path: Path, fundus4_dir: Path) -> None:
+    photo = (fundus4_dir / "normal" / "odir_1034_left.jpg").read_bytes()
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "sharp").mkdir()
+    plain = model_with_card(tmp_path / "plain", calibration={"temperature": 1.0})
+    sharp = model_with_card(tmp_path / "sharp", calibration={"temperature": 0.5})
+
+    plain_prediction = predict_image_bytes(plain, photo)
+    sharp_prediction = predict_image_bytes(sharp, photo)
+
+    assert sharp_prediction.label == plain_prediction.label
+    assert max(sharp_prediction.probabilities.values()) > max(plain_prediction.probabilities.values())
+    expected = softmax(np.log(np.array([list(plain_prediction.probabilities.values())])) / 0.5)[0]
+    np.testing.assert_allclose(list(sharp_prediction.probabilities.values()), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "status"),
+    [pytest.param(0.0, "ok", id="never-refer"), pytest.param(1.01, "uncertain", id="always-refer")],
+)
+def test_referral_threshold_sets_status(tmp_path: Path, fundus4_dir: Path, threshold: float, status: str) -> None:
+    model = model_with_card(tmp_path, referral={"threshold": threshold})
+
+    prediction = predict_image_bytes(model, (fundus4_dir / "normal" / "odir_1034_left.jpg").read_bytes())
+
+    assert prediction.status == status
+    assert prediction.to_dict()["status"] == status
+
+
+def test_card_with_zero_temperature_raises(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="temperature 0.0"):
+        model_with_card(tmp_path, calibration={"temperature": 0.0})

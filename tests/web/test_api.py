@@ -55,7 +55,8 @@ def error_of(response: httpx.Response) -> dict[str, str]:
 
 def assert_prediction_shape(body: dict) -> None:
     """Check the prediction JSON without assuming which class the placeholder model picks."""
-    assert set(body) == {"label", "probabilities", "model", "timings_ms"}
+    assert set(body) == {"label", "status", "probabilities", "model", "timings_ms"}
+    assert body["status"] in ("ok", "uncertain")
     assert body["label"] in CLASSES
     assert list(body["probabilities"]) == list(CLASSES)
     probabilities = body["probabilities"].values()

@@ -58,3 +58,26 @@ def plot_roc_curves(true: np.ndarray, probabilities: np.ndarray, classes: tuple[
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
+
+
+def plot_reliability(
+    true: np.ndarray, curves: dict[str, np.ndarray], path: Path, title: str, *, bins: int = 10
+) -> None:
+    """Draw accuracy against mean confidence per confidence bin, one line per set of probabilities."""
+    from eyescreen.evaluation.calibration import reliability_bins
+
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(figsize=(5.0, 4.6))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    for label, probabilities in curves.items():
+        rows = reliability_bins(probabilities, true, bins=bins)
+        axes.plot([row["confidence"] for row in rows], [row["accuracy"] for row in rows], marker="o", label=label)
+    axes.set_xlabel("confidence (top-class probability)")
+    axes.set_ylabel("accuracy")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_title(title)
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)

@@ -18,6 +18,8 @@ class Prediction:
     """The model's prediction for one photo."""
 
     label: str
+    # "ok", or "uncertain" when the top probability is below the model's referral threshold.
+    status: str
     probabilities: dict[str, float]
     model_name: str
     model_version: str
@@ -27,6 +29,7 @@ class Prediction:
         """Return the JSON shape that the API and `eyescreen predict --json` share."""
         return {
             "label": self.label,
+            "status": self.status,
             "probabilities": self.probabilities,
             "model": {"name": self.model_name, "version": self.model_version},
             "timings_ms": self.timings_ms,
@@ -43,8 +46,10 @@ def predict_image_array(model: ModelSession, rgb: np.ndarray, *, decode_ms: floa
 
     preprocess_ms = (preprocessed - started) * 1000
     inference_ms = (finished - preprocessed) * 1000
+    top_probability = float(np.max(probabilities))
     return Prediction(
         label=model.classes[int(np.argmax(probabilities))],
+        status="uncertain" if top_probability < model.referral_threshold else "ok",
         probabilities={name: round(float(value), 6) for name, value in zip(model.classes, probabilities)},
         model_name=model.name,
         model_version=model.version,

@@ -45,6 +45,10 @@ class ModelSession:
     version: str = "unversioned"
     classes: tuple[str, ...] = CLASSES
     card: dict[str, Any] = field(default_factory=dict)
+    # Logits are divided by this before softmax; fitted on out-of-fold predictions (1.0 = none).
+    temperature: float = 1.0
+    # A top-class probability below this makes the prediction "uncertain" (0.0 = never).
+    referral_threshold: float = 0.0
 
     @classmethod
     def from_dir(cls, model_dir: Path | None = None, *, threads: int = 2) -> ModelSession:
@@ -80,6 +84,10 @@ class ModelSession:
         if classes != CLASSES:
             raise ModelLoadError(f"model {str(path)!r} predicts {classes}, but eyescreen expects {CLASSES}")
 
+        temperature = float(card.get("calibration", {}).get("temperature", 1.0))
+        if not temperature > 0:
+            raise ModelLoadError(f"model card of {str(path)!r} has temperature {temperature}; it must be greater than zero")
+
         logger.info("loaded model %s version %s from %s", card.get("name"), card.get("version"), path)
         return cls(
             session=session,
@@ -88,10 +96,12 @@ class ModelSession:
             version=str(card.get("version", "unversioned")),
             classes=classes,
             card=card,
+            temperature=temperature,
+            referral_threshold=float(card.get("referral", {}).get("threshold", 0.0)),
         )
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """Run a (N, 3, S, S) float32 batch and return (N, C) float64 softmax probabilities."""
+        """Run a (N, 3, S, S) float32 batch and return (N, C) float64 calibrated probabilities."""
         input_name = self.session.get_inputs()[0].name
         (logits,) = self.session.run(None, {input_name: inputs.astype(np.float32, copy=False)})
-        return softmax(np.asarray(logits, dtype=np.float64))
+        return softmax(np.asarray(logits, dtype=np.float64) / self.temperature)

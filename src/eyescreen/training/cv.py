@@ -13,8 +13,16 @@ import numpy as np
 import torch
 
 from eyescreen.dataset import Sample, load_samples
+from eyescreen.evaluation.calibration import (
+    apply_temperature,
+    choose_threshold,
+    coverage_curve,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+)
 from eyescreen.evaluation.metrics import classification_report
-from eyescreen.evaluation.plots import plot_confusion_matrix, plot_roc_curves
+from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.data import load_preprocessed
@@ -24,6 +32,10 @@ from eyescreen.training.splits import assign_folds
 logger = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
+# Photos whose calibrated top-class probability is below the referral threshold are reported as
+# "uncertain". The threshold is the lowest at which the answered photos reach this accuracy.
+REFERRAL_TARGET_ACCURACY = 0.95
+COVERAGE_THRESHOLDS = np.round(np.arange(0.30, 0.96, 0.05), 2)
 
 
 def run_cross_validation(
@@ -168,11 +180,46 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
         for epoch in range(epochs)
     ]
 
+    summary.update(calibrate(labels, probabilities))
+    plot_reliability(
+        labels,
+        {
+            "before": probabilities,
+            "after temperature scaling": apply_temperature(probabilities, summary["calibration"]["temperature"]),
+        },
+        out_dir / "reliability.png",
+        "out-of-fold, pooled",
+    )
     plot_confusion_matrix(labels, probabilities, CLASSES, out_dir / "confusion_matrix.png", "out-of-fold, pooled")
     plot_roc_curves(labels, probabilities, CLASSES, out_dir / "roc.png", "out-of-fold, pooled")
     (out_dir / "cv.json").write_text(json.dumps({"summary": summary, "folds": results}, indent=2) + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(render_report(summary, results), encoding="utf-8")
     return summary if len(results) == folds else None
+
+
+def calibrate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Fit temperature scaling and the referral threshold on pooled out-of-fold predictions."""
+    temperature = fit_temperature(probabilities, labels)
+    calibrated = apply_temperature(probabilities, temperature)
+    threshold = choose_threshold(calibrated, labels, target_accuracy=REFERRAL_TARGET_ACCURACY)
+    (at_threshold,) = coverage_curve(calibrated, labels, np.array([threshold]))
+    return {
+        "calibration": {
+            "method": "temperature scaling fitted on the pooled out-of-fold predictions",
+            "temperature": temperature,
+            "ece_before": expected_calibration_error(probabilities, labels),
+            "ece_after": expected_calibration_error(calibrated, labels),
+            "nll_before": negative_log_likelihood(probabilities, labels),
+            "nll_after": negative_log_likelihood(calibrated, labels),
+        },
+        "referral": {
+            "threshold": threshold,
+            "target_accuracy": REFERRAL_TARGET_ACCURACY,
+            "coverage": at_threshold["coverage"],
+            "accuracy_answered": at_threshold["accuracy"],
+            "curve": coverage_curve(calibrated, labels, COVERAGE_THRESHOLDS),
+        },
+    }
 
 
 def render_report(summary: dict[str, Any], results: list[dict[str, Any]]) -> str:
@@ -243,6 +290,29 @@ def render_report(summary: dict[str, Any], results: list[dict[str, Any]]) -> str
             "–" if np.isnan(report["sensitivity"][name]) else f"{report['sensitivity'][name]:.3f}" for name in CLASSES
         )
         lines.append(f"| {source} | {report['n']} | {report['accuracy']:.3f} | {sensitivities} |")
+
+    calibration = summary["calibration"]
+    referral = summary["referral"]
+    lines += [
+        "",
+        "## Calibration and referral",
+        "",
+        f"Temperature scaling on the pooled out-of-fold predictions: T = {calibration['temperature']:.3f}. "
+        f"Expected calibration error (15 bins) {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after; "
+        f"negative log-likelihood {calibration['nll_before']:.3f} before, {calibration['nll_after']:.3f} after.",
+        "",
+        f"Referral rule: a photo whose calibrated top-class probability is below {referral['threshold']:.3f} is answered "
+        f"\"uncertain\". That threshold is the lowest at which the answered photos reach {referral['target_accuracy']:.0%} "
+        f"accuracy: {referral['coverage']:.1%} of photos are answered, with accuracy {referral['accuracy_answered']:.3f}.",
+        "The temperature and the threshold are fitted on the same out-of-fold predictions they are scored on, "
+        "so these two figures are slightly optimistic.",
+        "",
+        "![reliability diagram](reliability.png)",
+        "",
+        "| threshold | share answered | accuracy on answered |",
+        "|---|---|---|",
+        *[f"| {point['threshold']:.2f} | {point['coverage']:.3f} | {point['accuracy']:.3f} |" for point in referral["curve"]],
+    ]
 
     lines += ["", "## Held-out metrics by epoch (mean over folds)", "", "| epoch | balanced accuracy | macro AUC |", "|---|---|---|"]
     for point in summary["epoch_curve"]:

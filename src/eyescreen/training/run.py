@@ -120,7 +120,12 @@ def run_training(
         plot_confusion_matrix(labels[val_index], probabilities, CLASSES, out_dir / "confusion_matrix.png", "validation split")
         plot_roc_curves(labels[val_index], probabilities, CLASSES, out_dir / "roc.png", "validation split")
     if cv_report is not None:
-        card["cross_validation"] = json.loads(cv_report.read_text(encoding="utf-8"))["summary"]
+        summary = json.loads(cv_report.read_text(encoding="utf-8"))["summary"]
+        card["cross_validation"] = summary
+        # Serving reads these two from the top level of the card.
+        for key in ("calibration", "referral"):
+            if key in summary:
+                card[key] = summary[key]
         # Without a validation split, the cross-validation's out-of-fold plots describe the recipe.
         for plot in ("confusion_matrix.png", "roc.png"):
             if not has_validation and (cv_report.parent / plot).is_file():

@@ -47,6 +47,7 @@ function showResult(result) {
   document.getElementById("error").hidden = true;
   document.getElementById("result-label").textContent = text("class_" + result.label);
   document.getElementById("result-label").dataset.label = result.label;
+  document.getElementById("result-uncertain").hidden = result.status !== "uncertain";
   for (const row of document.querySelectorAll("#probabilities tbody tr")) {
     const probability = result.probabilities[row.dataset.class];
     row.querySelector("meter").value = probability;

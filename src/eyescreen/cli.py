@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--out", type=Path, required=True, help="report folder; a rerun resumes the folds not yet written")
     cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     cv.add_argument("--fold", type=int, action="append", dest="only_folds", help="run only this fold (repeatable)")
+    cv.add_argument("--no-baselines", action="store_true", help="skip the image-statistics and linear-probe baselines")
     _add_training_options(cv, val_fraction=0.0)
     return parser
 
@@ -211,6 +212,7 @@ def _train_or_cv(arguments: argparse.Namespace) -> int:
         folds=arguments.folds,
         only_folds=arguments.only_folds,
         cache_dir=arguments.cache_dir,
+        with_baselines=not arguments.no_baselines,
     )
     report = arguments.out / "report.md"
     if summary is None:

@@ -32,6 +32,12 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
+# Exceptions that decoding a damaged file raises. Besides Pillow's usual OSError, SyntaxError,
+# ValueError and EOFError: pillow-heif 1.8 raises RuntimeError when libheif rejects a file (for
+# example a coded size above its security limit), and Pillow 13 raises TypeError for a TIFF whose
+# strip offsets are stored as a non-integer type.
+DECODE_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, TypeError)
+
 
 def read_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode image bytes into an RGB array of shape (height, width, 3) and dtype uint8.
@@ -62,7 +68,7 @@ def read_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
             image.load()
             image = ImageOps.exif_transpose(image) or image
             return _to_rgb(image)
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except DECODE_ERRORS as error:
         raise ImageDecodeError(
             f"the {image.format} image ({width}x{height}) is corrupt or truncated ({error}); upload the complete file again"
         ) from error

@@ -117,10 +117,17 @@ def test_cross_validation_writes_report_and_resumes(small_manifest: Path, tmp_pa
     report = json.loads((tmp_path / "cv.json").read_text())
     assert [fold["fold"] for fold in report["folds"]] == [0, 1]
     assert (tmp_path / "roc.png").is_file()
+    assert (tmp_path / "reliability.png").is_file()
+    assert summary["calibration"]["temperature"] > 0
+    assert 0.0 <= summary["referral"]["threshold"] <= 1.0
+    assert set(summary["baselines"]) == {"image_statistics", "linear_probe"}
+    report_text = (tmp_path / "report.md").read_text()
+    assert "## Baselines on the same folds" in report_text
+    assert "## Calibration and referral" in report_text
 
 
 def test_cross_validation_keeps_patients_in_one_fold(small_manifest: Path, tmp_path: Path) -> None:
-    run_cross_validation(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), folds=2, only_folds=[0], cache_dir=tmp_path / "cache")
+    run_cross_validation(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), folds=2, only_folds=[0], cache_dir=tmp_path / "cache", with_baselines=False)
     plan = json.loads((tmp_path / "plan.json").read_text())
 
     with (small_manifest / "manifest.csv").open(newline="") as handle:

@@ -24,6 +24,7 @@ from eyescreen.evaluation.calibration import (
 from eyescreen.evaluation.metrics import classification_report
 from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves
 from eyescreen.labels import CLASSES
+from eyescreen.training.baselines import PROBE_IMAGE_SIZE, run_baselines
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.data import load_preprocessed
 from eyescreen.training.loop import predict_probabilities, train
@@ -46,6 +47,7 @@ def run_cross_validation(
     folds: int = 5,
     only_folds: Sequence[int] | None = None,
     cache_dir: Path | None = None,
+    with_baselines: bool = True,
 ) -> dict[str, Any] | None:
     """Train and score one model per fold, skipping folds whose result is already written.
 
@@ -60,6 +62,12 @@ def run_cross_validation(
 
     images = load_preprocessed(samples, config.image_size, cache_dir)
     labels = np.array([sample.label for sample in samples])
+
+    baselines_path = out_dir / "baselines.json"
+    if with_baselines and not baselines_path.is_file():
+        probe_images = load_preprocessed(samples, PROBE_IMAGE_SIZE, cache_dir)
+        baselines = run_baselines(samples, assignment, probe_images, seed=config.seed)
+        baselines_path.write_text(json.dumps(baselines, indent=2) + "\n", encoding="utf-8")
 
     for fold in only_folds if only_folds is not None else range(folds):
         fold_dir = out_dir / f"fold-{fold}"
@@ -192,6 +200,12 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
     )
     plot_confusion_matrix(labels, probabilities, CLASSES, out_dir / "confusion_matrix.png", "out-of-fold, pooled")
     plot_roc_curves(labels, probabilities, CLASSES, out_dir / "roc.png", "out-of-fold, pooled")
+    baselines_path = out_dir / "baselines.json"
+    if baselines_path.is_file():
+        summary["baselines"] = {
+            name: {key: result[key] for key in ("accuracy", "balanced_accuracy", "macro_auc")}
+            for name, result in json.loads(baselines_path.read_text(encoding="utf-8")).items()
+        }
     (out_dir / "cv.json").write_text(json.dumps({"summary": summary, "folds": results}, indent=2) + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(render_report(summary, results), encoding="utf-8")
     return summary if len(results) == folds else None
@@ -263,6 +277,26 @@ def render_report(summary: dict[str, Any], results: list[dict[str, Any]]) -> str
         + " | ".join(cell(summary["specificity"][name]) for name in CLASSES)
         + " |"
     )
+
+    if "baselines" in summary:
+        lines += [
+            "",
+            "## Baselines on the same folds",
+            "",
+            "| model | accuracy | balanced accuracy | macro AUC |",
+            "|---|---|---|---|",
+            "| fine-tuned CNN (above) | " + " | ".join(cell(summary[key]) for key in ("accuracy", "balanced_accuracy", "macro_auc")) + " |",
+        ]
+        descriptions = {
+            "image_statistics": "image statistics only (size, bytes, colour, border): the shortcut a camera offers",
+            "linear_probe": "logistic regression on frozen ImageNet EfficientNet-Lite0 features, 320 px",
+        }
+        for name, baseline in summary["baselines"].items():
+            lines.append(
+                f"| {descriptions.get(name, name)} | "
+                + " | ".join(cell(baseline[key]) for key in ("accuracy", "balanced_accuracy", "macro_auc"))
+                + " |"
+            )
 
     pooled = summary["pooled"]
     lines += [

@@ -9,6 +9,7 @@ and the mutations are byte flips, truncations, insertions and deletions.
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -21,8 +22,11 @@ from eyescreen.imaging import read_image
 
 EXPECTED_ERRORS = (ImageDecodeError, UnsupportedImageError, ImageTooLargeError)
 
+# Pillow's plugins warn about damaged metadata (such as "Corrupt EXIF data") and go on decoding.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
+
 # A mutated header can declare a much larger image than the seed. This bound keeps each decode
-# small, so a run stays within seconds; the ImageTooLargeError path is part of what is tested.
+# small, so a run takes seconds. Headers over it test the ImageTooLargeError path.
 MAX_PIXELS = 250_000
 
 # database=None: hypothesis would otherwise write a .hypothesis folder into the repository.
@@ -129,3 +133,54 @@ def test_read_image_mutated_seed(name: str, data: st.DataObject) -> None:
 def test_read_image_signature_then_garbage(suffix: bytes, name: str) -> None:
     # The first 16 bytes of a real file pass format detection, so the garbage reaches the decoder.
     assert_rgb_or_expected_error(SEEDS[name][:16] + suffix)
+
+
+# Regression cases that the mutation search found. Each raised an exception outside
+# EXPECTED_ERRORS, which the API turned into a 500, until read_image mapped it to ImageDecodeError.
+
+TIFF_STRIP_OFFSETS_TAG = 273
+TIFF_FLOAT_TYPE = 11
+
+
+def tiff_with_float_strip_offsets() -> bytes:
+    """Encode a TIFF, then change the StripOffsets entry's type from LONG to FLOAT.
+
+    Pillow 13 then reads the strip offset as a float and raises TypeError while seeking to it.
+    """
+    data = bytearray(encode(seed_image(), "TIFF"))
+    assert data[:4] == b"II*\x00"
+    (ifd_offset,) = struct.unpack_from("<I", data, 4)
+    (entry_count,) = struct.unpack_from("<H", data, ifd_offset)
+    for index in range(entry_count):
+        entry = ifd_offset + 2 + 12 * index
+        (tag,) = struct.unpack_from("<H", data, entry)
+        if tag == TIFF_STRIP_OFFSETS_TAG:
+            struct.pack_into("<H", data, entry + 2, TIFF_FLOAT_TYPE)
+            return bytes(data)
+    raise AssertionError("the encoded TIFF has no StripOffsets entry")
+
+
+def heic_with_understated_size() -> bytes:
+    """Encode a 320x320 HEIC, then make its ispe box declare 24x16.
+
+    libheif 1.23 rejects the coded picture for exceeding a security limit derived from the
+    declared size, and pillow-heif 1.8 raises that as RuntimeError.
+    """
+    data = bytearray(encode(Image.new("RGB", (320, 320), (10, 10, 10)), "HEIF", quality=10))
+    ispe = data.find(b"ispe")
+    assert ispe > 0
+    # The box type is followed by 4 bytes of version and flags, then width and height.
+    struct.pack_into(">II", data, ispe + 8, 24, 16)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(tiff_with_float_strip_offsets, id="tiff-float-strip-offsets"),
+        pytest.param(heic_with_understated_size, id="heic-coded-size-over-declared"),
+    ],
+)
+def test_read_image_found_crash_decode_error(build) -> None:
+    with pytest.raises(ImageDecodeError):
+        read_image(build(), max_pixels=MAX_PIXELS)

@@ -32,9 +32,9 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
-# Exceptions that decoding a damaged file raises. Besides Pillow's usual OSError, SyntaxError,
-# ValueError and EOFError: pillow-heif 1.8 raises RuntimeError when libheif rejects a file (for
-# example a coded size above its security limit), and Pillow 13 raises TypeError for a TIFF whose
+# Exceptions that decoding a damaged file raises, besides Pillow's usual OSError, SyntaxError,
+# ValueError and EOFError. pillow-heif 1.8 raises RuntimeError when libheif rejects a file, for
+# example for a coded size above its security limit. Pillow 13 raises TypeError for a TIFF whose
 # strip offsets are stored as a non-integer type.
 DECODE_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, TypeError)
 

@@ -6,6 +6,7 @@ opens 127.0.0.1/32 for it. No fixture here sends traffic to any other address.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,17 +70,21 @@ def _wait_until_serving(process: subprocess.Popen[bytes], base_url: str, log_pat
     pytest.fail(f"eyescreen serve did not respond within {SERVER_START_TIMEOUT_SECONDS} s; its log:\n{log_path.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def eyescreen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """Run `python -m eyescreen serve` on a free loopback port for the whole session."""
+@contextlib.contextmanager
+def run_server(log_dir: Path, environment_overrides: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    """Run `python -m eyescreen serve` on a free loopback port until the block ends.
+
+    environment_overrides sets EYESCREEN_* variables, such as smaller limits, for this server only.
+    """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log_path = log_dir / "serve.log"
     environment = {
         **os.environ,
         "EYESCREEN_FETCH_ALLOWED_NETWORKS": "127.0.0.1/32",
         "EYESCREEN_INFERENCE_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
+        **(environment_overrides or {}),
     }
     environment.pop("PORT", None)
 
@@ -100,6 +105,19 @@ def eyescreen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runni
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_runner() -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
+    """Return run_server, so that a test module can start a server with its own settings."""
+    return run_server
+
+
+@pytest.fixture(scope="session")
+def eyescreen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """Run `python -m eyescreen serve` with the default limits for the whole session."""
+    with run_server(tmp_path_factory.mktemp("server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

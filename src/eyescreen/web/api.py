@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from eyescreen.errors import (
@@ -48,6 +48,17 @@ async def handle_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
     return error_response(error.status_code, code, f"{request.method} {request.url.path}: {error.detail}", dict(error.headers or {}))
+
+
+async def handle_client_disconnect(request: Request, error: Exception) -> Response:
+    """Log a client that closed the connection before sending its whole body.
+
+    No one reads the response, so it is empty. Uvicorn drops it because the connection is closed.
+    """
+    declared = request.headers.get("content-length", "-")
+    client = request.client.host if request.client else "-"
+    logger.info("client disconnected during upload method=%s path=%s client=%s bytes=%s", request.method, request.url.path, client, declared)
+    return Response(status_code=400)
 
 
 async def handle_unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 
 from eyescreen.errors import EyescreenError
 from eyescreen.inference.session import ModelSession
@@ -40,6 +41,8 @@ def create_app(settings: Settings, *, model: ModelSession | None = None, fetcher
         exception_handlers={
             EyescreenError: api.handle_eyescreen_error,
             HTTPException: api.handle_http_error,
+            # Without its own handler, a client that disconnects mid-upload is logged as an unexpected error.
+            ClientDisconnect: api.handle_client_disconnect,
             Exception: api.handle_unexpected_error,
         },
         lifespan=lifespan,

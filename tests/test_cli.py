@@ -114,3 +114,16 @@ def test_evaluate_missing_folder_exits_with_error(tmp_path: Path, capsys: pytest
 )
 def test_serve_bind_address(environ: dict[str, str], host: str | None, port: int | None, expected: tuple[str, int]) -> None:
     assert Settings.from_env(environ).bind_address(host, port) == expected
+
+
+def test_evaluate_manifest_option_paths_relative_to_data_dir(
+    fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "subset.csv"
+    manifest.write_text(f"path,label\n{NORMAL_PHOTO},normal\n{GLAUCOMA_FRAME},glaucoma\n")
+
+    status = main(["evaluate", str(fundus4_dir), "--manifest", str(manifest), "--json"])
+
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert result["n"] == 2

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="manifest.csv folder or one sub-folder per class")
     evaluate.add_argument("--model", type=Path, help="folder with model.onnx and model_card.json (default: bundled model)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--manifest", type=Path, help="manifest CSV to use instead of DATA_DIR/manifest.csv; its paths are relative to DATA_DIR")
 
     serve = commands.add_parser("serve", help="start the web app and JSON API")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or 0.0.0.0 when $PORT is set)")
@@ -159,7 +160,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     model = ModelSession.from_dir(arguments.model or settings.model_dir, threads=settings.inference_threads)
-    result = evaluate_folder(model, arguments.data_dir)
+    result = evaluate_folder(model, arguments.data_dir, manifest=arguments.manifest)
     print(json.dumps(result, indent=2) if arguments.json else format_evaluation(result))
     return 0
 

@@ -124,6 +124,8 @@ def test_cross_validation_writes_report_and_resumes(small_manifest: Path, tmp_pa
     report_text = (tmp_path / "report.md").read_text()
     assert "## Baselines on the same folds" in report_text
     assert "## Calibration and referral" in report_text
+    fold_model = ModelSession.from_dir(tmp_path / "fold-1")
+    assert fold_model.image_size == IMAGE_SIZE
 
 
 def test_cross_validation_keeps_patients_in_one_fold(small_manifest: Path, tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from eyescreen.inference.session import ModelSession
 logger = logging.getLogger(__name__)
 
 
-def evaluate_folder(model: ModelSession, data_dir: Path) -> dict[str, Any]:
+def evaluate_folder(model: ModelSession, data_dir: Path, *, manifest: Path | None = None) -> dict[str, Any]:
     """Classify every labelled photo in data_dir and return overall and per-source metrics.
 
     Photos that cannot be decoded are listed under "failed" and left out of the metrics.
     """
-    samples = load_samples(data_dir)
+    samples = load_samples(data_dir, manifest=manifest)
     labels, probabilities, sources, failed = [], [], [], []
     for sample in samples:
         try:

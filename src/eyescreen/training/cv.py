@@ -23,11 +23,14 @@ from eyescreen.evaluation.calibration import (
 )
 from eyescreen.evaluation.metrics import classification_report
 from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves
+from eyescreen.inference.session import CARD_FILE, MODEL_FILE
 from eyescreen.labels import CLASSES
 from eyescreen.training.baselines import PROBE_IMAGE_SIZE, run_baselines
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.data import load_preprocessed
+from eyescreen.training.export import export_onnx
 from eyescreen.training.loop import predict_probabilities, train
+from eyescreen.training.model import build_model
 from eyescreen.training.splits import assign_folds
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def run_cross_validation(
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = load_samples(data_dir)
     assignment = assign_folds(samples, folds, seed=config.seed)
-    _write_plan(out_dir, samples, assignment, config, folds)
+    _write_plan(out_dir, samples, assignment, config, folds, data_dir)
 
     images = load_preprocessed(samples, config.image_size, cache_dir)
     labels = np.array([sample.label for sample in samples])
@@ -89,7 +92,7 @@ def run_cross_validation(
         )
 
         probabilities = predict_probabilities(result.model, images[test_rows])
-        _write_predictions(fold_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities)
+        _write_predictions(fold_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities, data_dir)
         report = classification_report(labels[test_rows], probabilities, CLASSES)
         fold_result = {"fold": fold, "seconds": result.seconds, "history": result.history, **report.to_dict()}
         (fold_dir / "result.json").write_text(json.dumps(fold_result, indent=2) + "\n", encoding="utf-8")
@@ -99,11 +102,33 @@ def run_cross_validation(
         (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
         logger.info("fold %d: balanced accuracy %.3f, macro AUC %.3f", fold, report.balanced_accuracy, report.macro_auc)
 
+    export_fold_models(out_dir, config)
     return write_report(out_dir, samples, folds)
 
 
-def _write_plan(out_dir: Path, samples: list[Sample], assignment: np.ndarray, config: TrainConfig, folds: int) -> None:
-    plan = {"folds": folds, "config": config.to_dict(), "assignment": {str(s.path): int(f) for s, f in zip(samples, assignment)}}
+def export_fold_models(out_dir: Path, config: TrainConfig) -> None:
+    """Export each finished fold's weights to fold-K/model.onnx with a minimal model card.
+
+    `eyescreen evaluate DATA_DIR --manifest fold-K/predictions.csv --model fold-K` then scores
+    the fold's held-out photos with the model that never saw them.
+    """
+    for weights in sorted(out_dir.glob("fold-*/model.pt")):
+        fold_dir = weights.parent
+        if (fold_dir / MODEL_FILE).is_file():
+            continue
+        model = build_model(config, pretrained=False)
+        model.load_state_dict(torch.load(weights, map_location="cpu"))
+        export_onnx(model, fold_dir / MODEL_FILE, image_size=config.image_size)
+        card = {"name": f"cv-{fold_dir.name}", "version": "cv", "classes": list(CLASSES), "input_size": config.image_size}
+        (fold_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_plan(
+    out_dir: Path, samples: list[Sample], assignment: np.ndarray, config: TrainConfig, folds: int, data_dir: Path
+) -> None:
+    root = data_dir.resolve()
+    names = [str(s.path.relative_to(root)) if s.path.is_relative_to(root) else str(s.path) for s in samples]
+    plan = {"folds": folds, "config": config.to_dict(), "assignment": dict(zip(names, map(int, assignment)))}
     plan_path = out_dir / "plan.json"
     if plan_path.is_file():
         previous = json.loads(plan_path.read_text(encoding="utf-8"))
@@ -112,13 +137,16 @@ def _write_plan(out_dir: Path, samples: list[Sample], assignment: np.ndarray, co
     plan_path.write_text(json.dumps(plan, indent=1) + "\n", encoding="utf-8")
 
 
-def _write_predictions(path: Path, samples: list[Sample], probabilities: np.ndarray) -> None:
+def _write_predictions(path: Path, samples: list[Sample], probabilities: np.ndarray, data_dir: Path) -> None:
+    """Write one row per photo; the file doubles as a manifest of the fold, with paths relative to data_dir."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    root = data_dir.resolve()
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "source", "patient_id", *CLASSES])
         for sample, row in zip(samples, probabilities):
-            writer.writerow([str(sample.path), sample.label_name, sample.source, sample.patient_id, *(f"{v:.6f}" for v in row)])
+            relative = sample.path.relative_to(root) if sample.path.is_relative_to(root) else sample.path
+            writer.writerow([str(relative), sample.label_name, sample.source, sample.patient_id, *(f"{v:.6f}" for v in row)])
 
 
 def _read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import platform
 import statistics
 import time
@@ -32,6 +33,17 @@ def sample_photos(image_dir: Path | None, count: int) -> list[bytes]:
     buffer = io.BytesIO()
     Image.fromarray(data.retina()).save(buffer, format="JPEG", quality=90)
     return [buffer.getvalue()] * count
+
+
+def cpu_name() -> str:
+    """Return the CPU model from /proc/cpuinfo, where Linux provides it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -68,7 +80,7 @@ def main() -> None:
 
     source = str(arguments.image_dir) if arguments.image_dir else "skimage.data.retina() as JPEG (1411x1411)"
     print(f"model {model.name} {model.version}, input {model.image_size}px, {arguments.threads} threads, {len(photos)} photos from {source}")
-    print(f"machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, Python {platform.python_version()}")
+    print(f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| step | median ms | p95 ms |")
     print("|---|---|---|")
     for step, values in timings.items():

@@ -91,7 +91,7 @@ def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, *, bins: int
 
 
 def coverage_curve(probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> list[dict[str, float]]:
-    """For each confidence threshold, the share of photos answered and the accuracy on them."""
+    """For each confidence threshold, the coverage (share of photos not referred) and the accuracy on them."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
     rows = []
@@ -108,9 +108,9 @@ def coverage_curve(probabilities: np.ndarray, labels: np.ndarray, thresholds: np
 
 
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, *, target_accuracy: float) -> float:
-    """Return the lowest confidence threshold at which the answered photos reach target_accuracy.
+    """Return the lowest confidence threshold at which the photos not referred reach target_accuracy.
 
-    Returns 1.0 (answer nothing) when no threshold reaches it.
+    Returns 1.0, which refers every photo, when no threshold reaches it.
     """
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
@@ -120,5 +120,5 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, *, target_ac
     reaching = np.flatnonzero(running_accuracy >= target_accuracy)
     if reaching.size == 0:
         return 1.0
-    # The largest k that still reaches the target; photos tied at its confidence are answered too.
+    # The largest k that still reaches the target. Photos tied at its confidence are kept too.
     return float(confidence[order][reaching[-1]])

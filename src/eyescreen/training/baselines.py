@@ -1,7 +1,7 @@
 """Baselines scored on the same folds as the CNN, to show what simpler models already reach.
 
 - image statistics: a gradient-boosted model on width, height, file size, colour statistics and
-  black-border share. It sees no anatomy, so what it reaches is what a camera or dataset
+  black-border share. It uses no anatomy, so its score is what a camera or dataset
   shortcut alone could explain.
 - linear probe: logistic regression on frozen ImageNet EfficientNet-Lite0 features (global
   average pool), showing what fine-tuning adds.

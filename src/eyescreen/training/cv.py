@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
 # Photos whose calibrated top-class probability is below the referral threshold are reported as
-# "uncertain". The threshold is the lowest at which the answered photos reach this accuracy.
+# "uncertain". The threshold is the lowest at which the photos not referred reach this accuracy.
 REFERRAL_TARGET_ACCURACY = 0.95
 COVERAGE_THRESHOLDS = np.round(np.arange(0.30, 0.96, 0.05), 2)
 

@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--manifest", type=Path, help="manifest CSV to use instead of DATA_DIR/manifest.csv; its paths are relative to DATA_DIR")
 
+    shift = commands.add_parser("camera-shift", help="check that predictions survive colour, blur and resolution changes")
+    shift.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="manifest.csv folder or one sub-folder per class")
+    shift.add_argument("--model", type=Path, help="folder with model.onnx and model_card.json (default: bundled model)")
+    shift.add_argument("--manifest", type=Path, help="manifest CSV to use instead of DATA_DIR/manifest.csv")
+    shift.add_argument("--json", action="store_true", help="print one JSON object")
+
     serve = commands.add_parser("serve", help="start the web app and JSON API")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or 0.0.0.0 when $PORT is set)")
     serve.add_argument("--port", type=int, help="port to listen on (default $PORT, else 8000)")
@@ -102,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _predict(arguments)
         if arguments.command == "evaluate":
             return _evaluate(arguments)
+        if arguments.command == "camera-shift":
+            return _camera_shift(arguments)
         if arguments.command == "serve":
             return _serve(arguments)
         if arguments.command in ("train", "cv"):
@@ -162,6 +170,24 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     model = ModelSession.from_dir(arguments.model or settings.model_dir, threads=settings.inference_threads)
     result = evaluate_folder(model, arguments.data_dir, manifest=arguments.manifest)
     print(json.dumps(result, indent=2) if arguments.json else format_evaluation(result))
+    return 0
+
+
+def _camera_shift(arguments: argparse.Namespace) -> int:
+    from eyescreen.evaluation.camera_shift import camera_shift_test
+    from eyescreen.inference.session import ModelSession
+    from eyescreen.settings import Settings
+
+    settings = Settings.from_env()
+    model = ModelSession.from_dir(arguments.model or settings.model_dir, threads=settings.inference_threads)
+    result = camera_shift_test(model, arguments.data_dir, manifest=arguments.manifest)
+    if arguments.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"model {result['model']['name']} {result['model']['version']}, {result['n']} photos")
+    print(f"{'change':<40}{'class unchanged':>16}")
+    for name, share in result["unchanged"].items():
+        print(f"{name:<40}{share:>16.3f}")
     return 0
 
 

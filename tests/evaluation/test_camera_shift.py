@@ -23,7 +23,8 @@ def test_change_returns_rgb_uint8(photo: np.ndarray, name: str) -> None:
     changed = CHANGES[name](photo)
 
     assert changed.dtype == np.uint8
-    assert changed.ndim == 3 and changed.shape[2] == 3
+    assert changed.ndim == 3
+    assert changed.shape[2] == 3
     assert not np.array_equal(changed, photo)
 
 

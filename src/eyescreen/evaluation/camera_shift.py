@@ -103,14 +103,14 @@ CHANGES: dict[str, Change] = {
 def camera_shift_test(model: ModelSession, data_dir: Path, *, manifest: Path | None = None) -> dict[str, Any]:
     """Return, per change, the share of photos whose predicted class is unchanged."""
     samples = load_samples(data_dir, manifest=manifest)
-    kept = {name: 0 for name in CHANGES}
+    unchanged_counts = {name: 0 for name in CHANGES}
     for sample in samples:
         rgb = read_image(sample.path.read_bytes())
         reference = predict_image_array(model, rgb).label
         for name, change in CHANGES.items():
-            kept[name] += predict_image_array(model, change(rgb)).label == reference
+            unchanged_counts[name] += predict_image_array(model, change(rgb)).label == reference
     return {
         "model": {"name": model.name, "version": model.version},
         "n": len(samples),
-        "unchanged": {name: count / len(samples) for name, count in kept.items()},
+        "unchanged": {name: count / len(samples) for name, count in unchanged_counts.items()},
     }

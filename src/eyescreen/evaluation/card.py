@@ -62,7 +62,7 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- Classes (output order): {', '.join(card.get('classes', []))}",
         f"- Input: {card.get('input_size')} x {card.get('input_size')} RGB, {card.get('input_scaling')}",
         f"- Preprocessing: {card.get('preprocessing')}",
-        f"- Trained: {card.get('trained_at')} in {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}",
+        f"- Training took {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}; exported {card.get('exported_at')}",
         "",
         "## Intended use",
         card.get("intended_use", INTENDED_USE),

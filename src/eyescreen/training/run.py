@@ -98,7 +98,7 @@ def run_training(
         "input_size": config.image_size,
         "input_scaling": "(x / 255 - 0.5) / 0.5 per RGB channel, NCHW float32",
         "preprocessing": "crop to the circular field of view, pad with black to a square, bilinear resize",
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(result.seconds, 1),
         "training_hardware": f"{platform.machine()} CPU, {config.threads} threads",
         "training_config": config.to_dict(),

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from eyescreen.errors import FetchTimeoutError, RemoteResponseError, ResponseTooLargeError, UnsafeURLError
-from eyescreen.web.fetch import MAX_REDIRECTS, URLFetcher, resolve_host
+from eyescreen.web.fetch import MAX_REDIRECTS, URLFetcher, numeric_host_address, resolve_host
 
 
 # Public addresses used as IP literals in URLs. The fake resolver returns a literal as it is.
@@ -176,6 +176,44 @@ def test_check_url_rejects_literal_address(make_fetcher, url: str, address: str)
     assert f"resolves to {ipaddress.ip_address(address)}" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url, address",
+    [
+        pytest.param("http://2130706433/eye.jpg", "127.0.0.1", id="decimal"),
+        pytest.param("http://0x7f000001/eye.jpg", "127.0.0.1", id="hex"),
+        pytest.param("http://0x7F.0.0.1/eye.jpg", "127.0.0.1", id="hex-dotted"),
+        pytest.param("http://0177.0.0.1/eye.jpg", "127.0.0.1", id="octal"),
+        pytest.param("http://127.1/eye.jpg", "127.0.0.1", id="short"),
+        pytest.param("http://10.1/eye.jpg", "10.0.0.1", id="short-private"),
+        pytest.param("http://2852039166/latest", "169.254.169.254", id="decimal-link-local"),
+    ],
+)
+def test_check_url_rejects_numeric_host_forms(make_fetcher, resolver, url: str, address: str) -> None:
+    fetcher, _ = make_fetcher()
+
+    with pytest.raises(UnsafeURLError) as raised:
+        check(fetcher, url)
+
+    assert f"resolves to {address}" in str(raised.value)
+    assert resolver.hosts_looked_up == []
+
+
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        pytest.param("93.184.216.34", "93.184.216.34", id="dotted"),
+        pytest.param("1572395042", "93.184.216.34", id="decimal-public"),
+        pytest.param("images.example.org", None, id="name"),
+        pytest.param("deadbeef", None, id="hex-word-without-prefix"),
+        pytest.param("cafe.example", None, id="hex-letters-name"),
+    ],
+)
+def test_numeric_host_address(host: str, expected: str | None) -> None:
+    address = numeric_host_address(host)
+
+    assert (None if address is None else str(address)) == expected
+
+
 def test_check_url_rejects_any_private_address(make_fetcher) -> None:
     fetcher, _ = make_fetcher()
 
@@ -201,19 +239,20 @@ def test_check_url_rejects_host_without_addresses(make_fetcher) -> None:
         pytest.param("https://images.example.org/eye.jpg", ("images.example.org", 443), id="https-default-port"),
         pytest.param("https://images.example.org:8443/eye.jpg", ("images.example.org", 8443), id="explicit-port"),
         pytest.param("https://cdn.example.org/eye.jpg", ("cdn.example.org", 443), id="ipv4-and-ipv6"),
-        pytest.param(f"http://{PUBLIC_IPV4}/eye.jpg", (PUBLIC_IPV4, 80), id="public-ipv4-literal"),
-        pytest.param(f"http://[{PUBLIC_IPV6}]/eye.jpg", (PUBLIC_IPV6, 80), id="public-ipv6-literal"),
-        pytest.param(f"http://[::ffff:{PUBLIC_IPV4}]/eye.jpg", (f"::ffff:{PUBLIC_IPV4}", 80), id="public-ipv4-mapped"),
-        pytest.param("http://[64:ff9b::5db8:d822]/eye.jpg", ("64:ff9b::5db8:d822", 80), id="public-nat64"),
-        pytest.param("http://[2002:5db8:d822::1]/eye.jpg", ("2002:5db8:d822::1", 80), id="public-6to4"),
+        pytest.param(f"http://{PUBLIC_IPV4}/eye.jpg", None, id="public-ipv4-literal"),
+        pytest.param(f"http://[{PUBLIC_IPV6}]/eye.jpg", None, id="public-ipv6-literal"),
+        pytest.param(f"http://[::ffff:{PUBLIC_IPV4}]/eye.jpg", None, id="public-ipv4-mapped"),
+        pytest.param("http://[64:ff9b::5db8:d822]/eye.jpg", None, id="public-nat64"),
+        pytest.param("http://[2002:5db8:d822::1]/eye.jpg", None, id="public-6to4"),
     ],
 )
-def test_check_url_accepts_public_host(make_fetcher, resolver, url: str, expected_call: tuple[str, int]) -> None:
+def test_check_url_accepts_public_host(make_fetcher, resolver, url: str, expected_call: tuple[str, int] | None) -> None:
+    """A host name is resolved once; an address literal (expected_call None) is used as it is."""
     fetcher, transport = make_fetcher()
 
     check(fetcher, url)
 
-    assert resolver.calls == [expected_call]
+    assert resolver.calls == ([] if expected_call is None else [expected_call])
     assert transport.requests == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -171,7 +172,8 @@ class URLFetcher:
             raise UnsafeURLError(f"{url!r} has no host name; use a full http:// or https:// URL")
 
         port = port or (443 if parts.scheme.lower() == "https" else 80)
-        addresses = await self.resolver(parts.hostname, port)
+        literal = numeric_host_address(parts.hostname)
+        addresses = [literal] if literal is not None else await self.resolver(parts.hostname, port)
         if not addresses:
             raise UnsafeURLError(f"the host {parts.hostname!r} has no addresses; check the URL")
         for address in addresses:
@@ -182,6 +184,29 @@ class URLFetcher:
                     "service does not fetch from; use a public image URL or upload the file"
                 )
         return parts.hostname.lower(), addresses[0]
+
+
+# Host names made only of these characters may be IPv4 addresses in a legacy numeric form.
+_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
+
+
+def numeric_host_address(host: str) -> IPAddress | None:
+    """Parse a host that is an IP address in any form that C resolvers accept, else return None.
+
+    Besides dotted quads and IPv6, inet_aton accepts decimal (2130706433), hex (0x7f000001),
+    octal (0177.0.0.1) and short (127.1) forms. They are parsed here, without a DNS query, so
+    that such a host is checked as the address it names whatever resolver is in use.
+    """
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _NUMERIC_HOST.match(host) or not any(character.isdigit() for character in host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _host_of(url: str) -> str:

@@ -162,6 +162,7 @@ def _prediction_table(results: list[dict[str, object]], classes: tuple[str, ...]
 
 
 def _evaluate(arguments: argparse.Namespace) -> int:
+    from eyescreen.evaluation.card import json_safe
     from eyescreen.evaluation.report import evaluate_folder, format_evaluation
     from eyescreen.inference.session import ModelSession
     from eyescreen.settings import Settings
@@ -169,7 +170,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     settings = Settings.from_env()
     model = ModelSession.from_dir(arguments.model or settings.model_dir, threads=settings.inference_threads)
     result = evaluate_folder(model, arguments.data_dir, manifest=arguments.manifest)
-    print(json.dumps(result, indent=2) if arguments.json else format_evaluation(result))
+    print(json.dumps(json_safe(result), indent=2, allow_nan=False) if arguments.json else format_evaluation(result))
     return 0
 
 

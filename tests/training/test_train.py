@@ -66,6 +66,8 @@ def test_run_training_writes_model_card_and_plots(trained_run: tuple[Path, dict]
     assert card["validation"]["n"] > 0
     assert len(card["history"]) == 2
     assert "not a medical device" in (out / "model_card.md").read_text()
+    # Strict JSON: undefined metrics must be written as null, never as NaN.
+    json.loads((out / "model_card.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the card"))
 
 
 def test_exported_onnx_matches_pytorch(trained_run: tuple[Path, dict]) -> None:

@@ -7,6 +7,7 @@ no request leaves the process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import math
 from collections.abc import Callable, Iterator
@@ -474,3 +475,15 @@ def test_url_predictions_remote_too_many_pixels_413(make_url_client) -> None:
     error = error_of(response)
     assert error["code"] == "image_too_large"
     assert "1100x1000" in error["message"]
+
+
+def test_model_route_card_with_undefined_metric_200(make_client, model: ModelSession) -> None:
+    """Undefined metrics (NaN) in a card are sent as null, because strict JSON has no NaN."""
+    card_with_nan = {**model.card, "cross_validation": {"by_source": {"eyepacs": {"sensitivity": {"normal": float("nan")}}}}}
+    client = make_client()
+    client.app.state.model = dataclasses.replace(model, card=card_with_nan)
+
+    response = client.get("/api/v1/model")
+
+    assert response.status_code == 200
+    assert response.json()["card"]["cross_validation"]["by_source"]["eyepacs"]["sensitivity"]["normal"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,26 @@ LIMITATIONS = [
 ]
 
 
+def json_safe(value: Any) -> Any:
+    """Replace NaN and infinite floats, which strict JSON cannot hold, with None, at any depth.
+
+    Metrics are NaN where they are undefined, such as the sensitivity of a class that a source
+    does not contain.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def write_model_card(card: dict[str, Any], folder: Path) -> None:
     """Write card as model_card.json and model_card.md into folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    text = json.dumps(json_safe(card), indent=2, sort_keys=False, allow_nan=False)
+    (folder / "model_card.json").write_text(text + "\n", encoding="utf-8")
     (folder / "model_card.md").write_text(render_model_card(card), encoding="utf-8")
 
 
@@ -88,7 +105,7 @@ def render_model_card(card: dict[str, Any]) -> str:
             lines += ["", "Per source (pooled out-of-fold predictions):", "", "| source | n | accuracy | sensitivity by class present |", "|---|---|---|---|"]
             for source, report in metrics["by_source"].items():
                 present = ", ".join(
-                    f"{name} {value:.3f}" for name, value in report["sensitivity"].items() if value == value  # NaN marks an absent class
+                    f"{name} {value:.3f}" for name, value in report["sensitivity"].items() if value is not None and value == value
                 )
                 lines.append(f"| {source} | {report['n']} | {report['accuracy']:.3f} | {present} |")
 

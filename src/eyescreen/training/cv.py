@@ -21,6 +21,7 @@ from eyescreen.evaluation.calibration import (
     fit_temperature,
     negative_log_likelihood,
 )
+from eyescreen.evaluation.card import json_safe
 from eyescreen.evaluation.metrics import classification_report
 from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE
@@ -234,7 +235,8 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
             name: {key: result[key] for key in ("accuracy", "balanced_accuracy", "macro_auc")}
             for name, result in json.loads(baselines_path.read_text(encoding="utf-8")).items()
         }
-    (out_dir / "cv.json").write_text(json.dumps({"summary": summary, "folds": results}, indent=2) + "\n", encoding="utf-8")
+    cv_text = json.dumps(json_safe({"summary": summary, "folds": results}), indent=2, allow_nan=False)
+    (out_dir / "cv.json").write_text(cv_text + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(render_report(summary, results), encoding="utf-8")
     return summary if len(results) == folds else None
 

@@ -22,6 +22,7 @@ from eyescreen.errors import (
     RemoteResponseError,
     UnsupportedImageError,
 )
+from eyescreen.evaluation.card import json_safe
 from eyescreen.inference.predict import Prediction, predict_image_bytes
 from eyescreen.web.responses import error_response, log_rejection, response_for, status_for
 
@@ -129,7 +130,8 @@ async def create_prediction_from_url(request: Request) -> JSONResponse:
 async def model_info(request: Request) -> JSONResponse:
     """GET /api/v1/model: the loaded model's name, version, classes and card."""
     model = request.app.state.model
-    return JSONResponse({"name": model.name, "version": model.version, "classes": list(model.classes), "card": model.card})
+    card = json_safe(model.card)
+    return JSONResponse({"name": model.name, "version": model.version, "classes": list(model.classes), "card": card})
 
 
 routes = [

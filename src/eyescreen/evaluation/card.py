@@ -109,5 +109,20 @@ def render_model_card(card: dict[str, Any]) -> str:
                 )
                 lines.append(f"| {source} | {report['n']} | {report['accuracy']:.3f} | {present} |")
 
+    calibration = card.get("calibration")
+    referral = card.get("referral")
+    if calibration and referral:
+        lines += [
+            "",
+            "## Calibration and referral",
+            f"Logits are divided by temperature {calibration['temperature']:.3f} before softmax, fitted on the "
+            f"pooled out-of-fold predictions. Expected calibration error: {calibration['ece_before']:.3f} before, "
+            f"{calibration['ece_after']:.3f} after.",
+            "",
+            f"A prediction whose top probability is below {referral['threshold']:.3f} has status \"uncertain\". On the "
+            f"out-of-fold predictions that leaves {referral['coverage']:.1%} of photos with status \"ok\", at accuracy "
+            f"{referral['accuracy_answered']:.3f}.",
+        ]
+
     lines += ["", "## Limitations", *[f"- {item}" for item in card.get("limitations", LIMITATIONS)], ""]
     return "\n".join(lines)

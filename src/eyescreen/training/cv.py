@@ -187,7 +187,9 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
 
     summary: dict[str, Any] = {
         "description": (
-            f"{folds}-fold patient-grouped, stratified cross-validation on {len(labels)} photos so far: "
+            f"{folds}-fold patient-grouped, stratified cross-validation on {len(labels)} photos"
+            + ("" if len(results) == folds else f" ({len(results)} folds finished)")
+            + ": "
             "mean ± sd over folds, each fold scored on patients its model never saw."
         ),
         "folds_done": len(results),

@@ -133,3 +133,21 @@ def classification_report(
         confusion_matrix=matrix.tolist(),
         classes=list(classes),
     )
+
+
+def reports_by_source(
+    true: np.ndarray, probabilities: np.ndarray, sources: np.ndarray, classes: tuple[str, ...] | list[str]
+) -> dict[str, dict[str, Any]]:
+    """Score the predictions of each source separately, keyed by source name in sorted order."""
+    sources = np.asarray(sources)
+    return {
+        str(source): classification_report(true[sources == source], probabilities[sources == source], classes).to_dict()
+        for source in sorted(set(sources.tolist()))
+    }
+
+
+def mean_and_sd(values: list[float]) -> dict[str, float]:
+    """Summarise per-fold values as mean and sample standard deviation (0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(np.mean(array)), "sd": float(np.std(array, ddof=1)) if array.size > 1 else 0.0}
+

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from eyescreen.dataset import load_samples
-from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.metrics import classification_report, reports_by_source
 from eyescreen.inference.predict import predict_image_bytes
 from eyescreen.inference.session import ModelSession
 
@@ -40,12 +40,8 @@ def evaluate_folder(model: ModelSession, data_dir: Path, *, manifest: Path | Non
     result["model"] = {"name": model.name, "version": model.version}
     result["failed"] = failed
 
-    source_array = np.array(sources)
     if len(set(sources)) > 1 or (sources and sources[0] != "unknown"):
-        result["by_source"] = {
-            source: classification_report(label_array[source_array == source], probability_array[source_array == source], model.classes).to_dict()
-            for source in sorted(set(sources))
-        }
+        result["by_source"] = reports_by_source(label_array, probability_array, np.array(sources), model.classes)
     return result
 
 

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from eyescreen.dataset import Sample
-from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.metrics import classification_report, mean_and_sd
 from eyescreen.imaging import read_image
 from eyescreen.labels import CLASSES
 from eyescreen.preprocess import to_model_input
@@ -82,8 +82,7 @@ def score_on_folds(features: np.ndarray, labels: np.ndarray, assignment: np.ndar
     pooled = classification_report(labels, probabilities, CLASSES).to_dict()
     summary: dict[str, Any] = {"folds": per_fold, "pooled": pooled}
     for key in ("accuracy", "balanced_accuracy", "macro_auc"):
-        values = np.array([fold[key] for fold in per_fold])
-        summary[key] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+        summary[key] = mean_and_sd([fold[key] for fold in per_fold])
     return summary
 
 

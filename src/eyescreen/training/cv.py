@@ -22,7 +22,7 @@ from eyescreen.evaluation.calibration import (
     negative_log_likelihood,
 )
 from eyescreen.evaluation.card import json_safe
-from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.metrics import classification_report, mean_and_sd, reports_by_source
 from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE
 from eyescreen.labels import CLASSES
@@ -158,11 +158,6 @@ def _read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.
     return rows, labels, probabilities
 
 
-def _mean_sd(values: list[float]) -> dict[str, float]:
-    array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(np.mean(array)), "sd": float(np.std(array, ddof=1)) if array.size > 1 else 0.0}
-
-
 def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, Any] | None:
     """Write report.md and cv.json from the finished folds; returns the summary when all are done."""
     results = []
@@ -197,17 +192,12 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
         "n": int(len(labels)),
     }
     for key in SUMMARY_METRICS:
-        summary[key] = _mean_sd([result[key] for result in results])
+        summary[key] = mean_and_sd([result[key] for result in results])
     for key in ("sensitivity", "specificity"):
-        summary[key] = {name: _mean_sd([result[key][name] for result in results]) for name in CLASSES}
+        summary[key] = {name: mean_and_sd([result[key][name] for result in results]) for name in CLASSES}
     summary["pooled"] = pooled.to_dict()
 
-    by_source: dict[str, Any] = {}
-    sources = np.array([row["source"] for row in rows])
-    for source in sorted(set(sources)):
-        mask = sources == source
-        by_source[source] = classification_report(labels[mask], probabilities[mask], CLASSES).to_dict()
-    summary["by_source"] = by_source
+    summary["by_source"] = reports_by_source(labels, probabilities, np.array([row["source"] for row in rows]), CLASSES)
 
     epochs = min(len(result["history"]) for result in results)
     summary["epoch_curve"] = [

@@ -43,7 +43,7 @@ def test_predict_json_lists_api_fields(fundus4_dir: Path, capsys: pytest.Capture
     assert set(results[0]["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
 
 
-def test_predict_bad_file_reports_one_line_and_keeps_others(
+def test_predict_bad_file_one_error_line(
     fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     not_an_image = tmp_path / "notes.jpg"
@@ -56,8 +56,10 @@ def test_predict_bad_file_reports_one_line_and_keeps_others(
     errors = [line for line in captured.err.splitlines() if line.startswith("eyescreen: error:")]
     assert status == 1
     assert len(errors) == 2
-    assert "notes.jpg" in errors[0] and "not a supported image" in errors[0]
-    assert "missing.png" in errors[1] and "No such file" in errors[1]
+    assert "notes.jpg" in errors[0]
+    assert "not a supported image" in errors[0]
+    assert "missing.png" in errors[1]
+    assert "No such file" in errors[1]
     assert [result["file"] for result in json.loads(captured.out)] == [str(fundus4_dir / NORMAL_PHOTO)]
 
 

@@ -8,7 +8,7 @@ EyescreenError
  +-- FetchError
  |    +-- UnsafeURLError          URL scheme or address is not allowed
  |    +-- FetchTimeoutError       the remote server did not respond in time
- |    +-- RemoteResponseError     the remote server answered with an error status
+ |    +-- RemoteResponseError     the remote server returned an error status
  |    +-- ResponseTooLargeError   the remote body is over the byte limit
  +-- RequestError
  |    +-- InvalidRequestError     a required field is missing, or the body is malformed

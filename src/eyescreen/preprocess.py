@@ -25,8 +25,8 @@ MASK_MAX_SIDE = 256
 def find_field_of_view(rgb: np.ndarray) -> tuple[int, int, int, int]:
     """Find the bounding box (top, bottom, left, right) of the bright circular field of view.
 
-    rgb is (H, W, 3) uint8. bottom and right are exclusive. When no field of view stands out
-    from the background, the whole image is returned.
+    rgb is (H, W, 3) uint8. bottom and right are exclusive. When no field of view is brighter
+    than the background, the whole image is returned.
     """
     height, width = rgb.shape[:2]
     step = max(1, int(np.ceil(max(height, width) / MASK_MAX_SIDE)))

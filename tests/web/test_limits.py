@@ -111,10 +111,10 @@ def test_limiter_free_slot_no_wait() -> None:
         holder = asyncio.create_task(hold_slot(limiter, entered, release))
         await entered.wait()
         async with limiter.slot():
-            taken = 2
+            acquired = 2
         release.set()
         await holder
-        return taken
+        return acquired
 
     assert asyncio.run(scenario()) == 2
 
@@ -146,9 +146,9 @@ def test_limiter_slot_released_after_cancel() -> None:
         async with limiter.slot():
             return True, limiter.waiting
 
-    taken, waiting = asyncio.run(scenario())
+    acquired, waiting = asyncio.run(scenario())
 
-    assert taken
+    assert acquired
     assert waiting == 0
 
 
@@ -172,10 +172,10 @@ def test_limiter_waiter_cancelled_leaves_queue() -> None:
         async with limiter.slot():
             return waiting_after_cancel, True
 
-    waiting, taken = asyncio.run(scenario())
+    waiting, acquired = asyncio.run(scenario())
 
     assert waiting == 0
-    assert taken
+    assert acquired
 
 
 # The API under a full queue, in process

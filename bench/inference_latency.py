@@ -1,26 +1,33 @@
-"""Measure per-photo latency of the bundled model: decode, preprocess and ONNX inference at batch 1.
+"""Measure per-photo latency of a model: decode, preprocess and ONNX inference at batch 1.
 
 Usage: .venv/bin/python bench/inference_latency.py [IMAGE_DIR] [--repeats N] [--threads T]
+       [--model DIR] [--write-card]
 
-Without IMAGE_DIR it uses scikit-image's retina sample. Prints a Markdown table row per step
-with the median and 95th percentile in milliseconds.
+Without IMAGE_DIR it uses scikit-image's retina sample; without --model, the bundled model.
+Prints a Markdown table row per step with the median and 95th percentile in milliseconds.
+"network pass" is one run of the network on one photo; "inference" is all the test-time passes
+the model card lists. --write-card stores the figures under "speed" in the model's card.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from PIL import Image
 
+from eyescreen.evaluation.card import write_model_card
 from eyescreen.imaging import read_image
-from eyescreen.inference.session import ModelSession
+from eyescreen.inference.session import CARD_FILE, ModelSession, bundled_model_dir
 from eyescreen.preprocess import prepare_fundus, to_model_input
 
 
@@ -56,15 +63,25 @@ def main() -> None:
     parser.add_argument("image_dir", nargs="?", type=Path)
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", type=Path, help="folder with model.onnx and model_card.json (default: bundled model)")
+    parser.add_argument("--write-card", action="store_true", help='store the figures under "speed" in the model card')
     arguments = parser.parse_args()
 
-    model = ModelSession.from_dir(None, threads=arguments.threads)
+    model_dir = arguments.model or bundled_model_dir()
+    model = ModelSession.from_dir(model_dir, threads=arguments.threads)
     photos = sample_photos(arguments.image_dir, arguments.repeats)
+    blank = to_model_input(np.zeros((model.image_size, model.image_size, 3), np.uint8))
     # Warm-up: the first runs allocate ONNX Runtime's buffers.
     for _ in range(5):
-        model.probabilities(to_model_input(np.zeros((model.image_size, model.image_size, 3), np.uint8)))
+        model.probabilities(blank)
 
-    timings: dict[str, list[float]] = {"decode": [], "preprocess": [], "inference": [], "total": []}
+    timings: dict[str, list[float]] = {"network pass": [], "decode": [], "preprocess": [], "inference": [], "total": []}
+    input_name = model.session.get_inputs()[0].name
+    for _ in photos:
+        started = time.perf_counter()
+        model.session.run(None, {input_name: blank})
+        timings["network pass"].append((time.perf_counter() - started) * 1000)
+
     for data in photos:
         started = time.perf_counter()
         rgb = read_image(data)
@@ -79,12 +96,32 @@ def main() -> None:
         timings["total"].append((finished - started) * 1000)
 
     source = str(arguments.image_dir) if arguments.image_dir else "skimage.data.retina() as JPEG (1411x1411)"
-    print(f"model {model.name} {model.version}, input {model.image_size}px, {arguments.threads} threads, {len(photos)} photos from {source}")
-    print(f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    machine = f"{platform.machine()}, {cpu_name()}, {os.cpu_count()} cores"
+    passes = ", ".join(model.passes)
+    print(f"model {model.name} {model.version}, input {model.image_size}px, passes: {passes}, {arguments.threads} threads, {len(photos)} photos from {source}")
+    print(f"machine: {machine}, Python {platform.python_version()}")
     print("| step | median ms | p95 ms |")
     print("|---|---|---|")
     for step, values in timings.items():
         print(f"| {step} | {statistics.median(values):.1f} | {percentile(values, 0.95):.1f} |")
+
+    if arguments.write_card:
+        card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
+        card["speed"] = {
+            "batch_size": 1,
+            "threads": arguments.threads,
+            "test_time_passes": list(model.passes),
+            "network_pass_ms_median": round(statistics.median(timings["network pass"]), 2),
+            "network_pass_ms_p95": round(percentile(timings["network pass"], 0.95), 2),
+            "inference_ms_median": round(statistics.median(timings["inference"]), 2),
+            "total_ms_median": round(statistics.median(timings["total"]), 2),
+            "photos": source,
+            "machine": machine,
+            "onnxruntime": ort.__version__,
+            "command": "python bench/inference_latency.py " + " ".join(sys.argv[1:]),
+        }
+        write_model_card(card, model_dir)
+        print(f"wrote the speed figures to the model card in {model_dir}")
 
 
 if __name__ == "__main__":

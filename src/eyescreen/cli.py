@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--fold", type=int, action="append", dest="only_folds", help="run only this fold (repeatable)")
     cv.add_argument("--no-baselines", action="store_true", help="skip the image-statistics and linear-probe baselines")
     _add_training_options(cv, val_fraction=0.0)
+
+    holdout = commands.add_parser(
+        "source-holdout",
+        help="train without one source of a class, test on that source; once per such source (needs the [train] extra)",
+    )
+    holdout.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder with manifest.csv (sources come from it)")
+    holdout.add_argument("--out", type=Path, required=True, help="report folder; a rerun skips the sources already done")
+    _add_training_options(holdout, val_fraction=0.0)
     return parser
 
 
@@ -70,9 +78,24 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
     parser.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak AdamW learning rate (default 0.001)")
     parser.add_argument("--frozen-blocks", type=int, default=3, help="MBConv blocks kept at ImageNet weights (default 3)")
+    parser.add_argument(
+        "--architecture",
+        default="efficientnet-lite0",
+        choices=["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"],
+        help="network; each needs its weight package (default efficientnet-lite0)",
+    )
+    parser.add_argument(
+        "--fov-mask-radius",
+        type=float,
+        default=0.9,
+        help="black out the photo outside this share of the field of view's radius; 0 keeps the rim (default 0.9)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed for splits, order and augmentation (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default 2)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--camera-jitter", action="store_true", help="train with wider colour, sharpness and compression changes")
+    parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
+    parser.add_argument("--no-flip-test", action="store_true", help="predict without averaging over the mirrored photo")
     parser.add_argument("--cache-dir", type=Path, help="preprocessed image cache (default ~/.cache/eyescreen/preprocessed)")
     if val_fraction:
         parser.add_argument(
@@ -92,9 +115,14 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         batch_size=arguments.batch_size,
         learning_rate=arguments.learning_rate,
         frozen_blocks=arguments.frozen_blocks,
+        architecture=arguments.architecture,
+        fov_mask_radius=arguments.fov_mask_radius,
         seed=arguments.seed,
         threads=arguments.threads,
         augment=not arguments.no_augment,
+        test_time_flip=not arguments.no_flip_test,
+        local_contrast=arguments.local_contrast,
+        camera_jitter=arguments.camera_jitter,
         val_fraction=getattr(arguments, "val_fraction", 0.0),
     )
 
@@ -112,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _camera_shift(arguments)
         if arguments.command == "serve":
             return _serve(arguments)
-        if arguments.command in ("train", "cv"):
+        if arguments.command in ("train", "cv", "source-holdout"):
             return _train_or_cv(arguments)
     except EyescreenError as error:
         print(f"eyescreen: error: {error}", file=sys.stderr)
@@ -208,11 +236,16 @@ def _train_or_cv(arguments: argparse.Namespace) -> int:
     try:
         from eyescreen.training.cv import run_cross_validation
         from eyescreen.training.run import run_training
+        from eyescreen.training.source_holdout import run_source_holdout
     except ImportError as error:
         print(f"eyescreen: error: {TRAIN_EXTRA_HINT} ({error})", file=sys.stderr)
         return 2
 
     config = _train_config(arguments)
+    if arguments.command == "source-holdout":
+        run_source_holdout(arguments.data_dir, arguments.out, config, cache_dir=arguments.cache_dir)
+        print(f"source hold-out report in {arguments.out / 'report.md'}")
+        return 0
     if arguments.command == "train":
         card = run_training(
             arguments.data_dir,

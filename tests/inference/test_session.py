@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from eyescreen.errors import ModelLoadError
+from eyescreen.imaging import read_image
 from eyescreen.inference.predict import predict_image_array, predict_image_bytes
 from eyescreen.inference.session import ModelSession, bundled_model_dir, softmax
 from eyescreen.labels import CLASSES
+from eyescreen.preprocess import prepare_fundus, to_model_input
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,23 @@ def test_referral_threshold_sets_status(tmp_path: Path, fundus4_dir: Path, thres
 def test_card_with_zero_temperature_raises(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="temperature 0.0"):
         model_with_card(tmp_path, calibration={"temperature": 0.0})
+
+
+def test_flip_pass_averages_logits_of_photo_and_mirror(tmp_path: Path, fundus4_dir: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    single = model_with_card(tmp_path / "one", test_time_augmentation=["original"])
+    both = model_with_card(tmp_path / "two", test_time_augmentation=["original", "horizontal_flip"])
+    photo = read_image((fundus4_dir / "glaucoma" / "cataractdataset_Glaucoma_001.png").read_bytes())
+    inputs = to_model_input(prepare_fundus(photo, single.image_size))
+
+    logits = single.logits(np.concatenate([inputs, inputs[..., ::-1]]))
+    averaged = both.logits(inputs)
+
+    np.testing.assert_allclose(averaged[0], (logits[0] + logits[1]) / 2, atol=1e-4)
+    assert not np.allclose(logits[0], logits[1], atol=1e-4)
+
+
+def test_card_with_unknown_test_time_pass_raises(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="vertical_flip"):
+        model_with_card(tmp_path, test_time_augmentation=["original", "vertical_flip"])

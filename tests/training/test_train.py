@@ -16,6 +16,7 @@ from eyescreen.labels import CLASSES  # noqa: E402
 from eyescreen.training.config import TrainConfig  # noqa: E402
 from eyescreen.training.cv import run_cross_validation  # noqa: E402
 from eyescreen.training.run import run_training  # noqa: E402
+from eyescreen.training.source_holdout import run_source_holdout  # noqa: E402
 
 PER_CLASS = 4
 IMAGE_SIZE = 96
@@ -140,3 +141,32 @@ def test_cross_validation_keeps_patients_in_one_fold(small_manifest: Path, tmp_p
     for path, fold in plan["assignment"].items():
         fold_of_patient.setdefault(patients[path], set()).add(fold)
     assert all(len(folds) == 1 for folds in fold_of_patient.values())
+
+
+def test_exported_card_lists_mask_and_test_time_passes(trained_run: tuple[Path, dict]) -> None:
+    out, card = trained_run
+
+    assert card["field_of_view_mask_radius"] == 0.9
+    assert card["test_time_augmentation"] == ["original", "horizontal_flip"]
+    assert ModelSession.from_dir(out).passes == ("original", "horizontal_flip")
+    assert "Field-of-view mask: the network blacks out everything outside 90%" in (out / "model_card.md").read_text()
+
+
+def test_source_holdout_tests_only_the_held_out_source(small_manifest: Path, tmp_path: Path) -> None:
+    summary = run_source_holdout(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), cache_dir=tmp_path / "cache")
+
+    # The small manifest takes cataract and glaucoma photos from both their sources.
+    assert summary["shared_classes"] == {"cataract": ["cataractdataset", "odir"], "glaucoma": ["cataractdataset", "odir"]}
+    held_out = {holdout["held_out_source"]: holdout for holdout in summary["holdouts"]}
+    assert set(held_out) == {"cataractdataset", "odir"}
+    for holdout in held_out.values():
+        for row in holdout["classes"].values():
+            assert row["n"] == PER_CLASS // 2
+            assert sum(row["predicted"].values()) == row["n"]
+            assert row["trained_on"] == PER_CLASS // 2
+    assert "| odir | glaucoma | 2 | 2 |" in (tmp_path / "report.md").read_text()
+
+    # A rerun finds every result written and trains nothing.
+    (tmp_path / "cache").rename(tmp_path / "moved-cache")
+    again = run_source_holdout(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), cache_dir=tmp_path / "moved-cache")
+    assert again["holdouts"] == summary["holdouts"]

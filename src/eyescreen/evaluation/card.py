@@ -79,6 +79,9 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- Classes (output order): {', '.join(card.get('classes', []))}",
         f"- Input: {card.get('input_size')} x {card.get('input_size')} RGB, {card.get('input_scaling')}",
         f"- Preprocessing: {card.get('preprocessing')}",
+        f"- Field-of-view mask: {_describe_mask(card.get('field_of_view_mask_radius', 0.0))}",
+        f"- Local contrast: {'the network subtracts a Gaussian-blurred copy of its input (Graham)' if card.get('local_contrast') else 'none'}",
+        f"- Test-time passes, logits averaged: {', '.join(card.get('test_time_augmentation', ['original']))}",
         f"- Training took {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}; exported {card.get('exported_at')}",
         "",
         "## Intended use",
@@ -124,5 +127,23 @@ def render_model_card(card: dict[str, Any]) -> str:
             f"{referral['accuracy_answered']:.3f}.",
         ]
 
+    speed = card.get("speed")
+    if speed:
+        lines += [
+            "",
+            "## Speed",
+            f"On {speed['machine']} with ONNX Runtime {speed['onnxruntime']}, {speed['threads']} threads, batch "
+            f"{speed['batch_size']}: one network pass takes {speed['network_pass_ms_median']:.1f} ms (median, "
+            f"95th percentile {speed['network_pass_ms_p95']:.1f} ms). All {len(speed['test_time_passes'])} test-time "
+            f"passes take {speed['inference_ms_median']:.1f} ms, and a photo from decoding to result "
+            f"{speed['total_ms_median']:.1f} ms ({speed['photos']}). Measured by `{speed['command']}`.",
+        ]
+
     lines += ["", "## Limitations", *[f"- {item}" for item in card.get("limitations", LIMITATIONS)], ""]
     return "\n".join(lines)
+
+
+def _describe_mask(radius: float) -> str:
+    if not radius:
+        return "none"
+    return f"the network blacks out everything outside {radius:.0%} of the field of view's radius"

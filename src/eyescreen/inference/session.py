@@ -28,6 +28,10 @@ def bundled_model_dir() -> Path:
     return Path(str(resources.files(BUNDLED_MODEL_PACKAGE).joinpath(BUNDLED_MODEL_NAME)))
 
 
+# Test-time augmentation passes a model card may list; the logits of all passes are averaged.
+TEST_TIME_PASSES = ("original", "horizontal_flip")
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Convert (N, C) logits to probabilities along the last axis."""
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -49,6 +53,8 @@ class ModelSession:
     temperature: float = 1.0
     # A top-class probability below this makes the prediction "uncertain" (0.0 = never).
     referral_threshold: float = 0.0
+    # Each photo runs once per pass; see TEST_TIME_PASSES.
+    passes: tuple[str, ...] = ("original",)
 
     @classmethod
     def from_dir(cls, model_dir: Path | None = None, *, threads: int = 2) -> ModelSession:
@@ -88,6 +94,11 @@ class ModelSession:
         if not temperature > 0:
             raise ModelLoadError(f"model card of {str(path)!r} has temperature {temperature}; it must be greater than zero")
 
+        passes = tuple(card.get("test_time_augmentation") or ("original",))
+        unknown = sorted(set(passes) - set(TEST_TIME_PASSES))
+        if unknown:
+            raise ModelLoadError(f"model card of {str(path)!r} lists test-time passes {unknown}; known passes are {list(TEST_TIME_PASSES)}")
+
         logger.info("loaded model %s version %s from %s", card.get("name"), card.get("version"), path)
         return cls(
             session=session,
@@ -98,10 +109,20 @@ class ModelSession:
             card=card,
             temperature=temperature,
             referral_threshold=float(card.get("referral", {}).get("threshold", 0.0)),
+            passes=passes,
         )
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """Run a (N, 3, S, S) float32 batch once per test-time pass and return the mean (N, C) logits."""
+        inputs = inputs.astype(np.float32, copy=False)
+        variants = [inputs[..., ::-1] if name == "horizontal_flip" else inputs for name in self.passes]
+        # One run over all passes: a batch of 2 costs less than two batches of 1.
+        batch = np.ascontiguousarray(np.concatenate(variants)) if len(variants) > 1 else inputs
+        input_name = self.session.get_inputs()[0].name
+        (outputs,) = self.session.run(None, {input_name: batch})
+        per_pass = np.asarray(outputs, dtype=np.float64).reshape(len(variants), len(inputs), -1)
+        return per_pass.mean(axis=0)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Run a (N, 3, S, S) float32 batch and return (N, C) float64 calibrated probabilities."""
-        input_name = self.session.get_inputs()[0].name
-        (logits,) = self.session.run(None, {input_name: inputs.astype(np.float32, copy=False)})
-        return softmax(np.asarray(logits, dtype=np.float64) / self.temperature)
+        return softmax(self.logits(inputs) / self.temperature)

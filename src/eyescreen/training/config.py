@@ -18,6 +18,11 @@ class TrainConfig:
     # On a CPU this cuts training time about threefold, because those layers run at the
     # highest resolutions.
     frozen_blocks: int = 3
+    # The network blacks out everything outside this share of the field of view's radius, to
+    # hide camera-specific rims (0 = no mask). See FundusNet.
+    fov_mask_radius: float = 0.9
+    # Subtract a blurred copy of the input inside the network (Graham's method). See FundusNet.
+    local_contrast: bool = False
     epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -30,6 +35,10 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     augment: bool = True
+    # Wider colour, sharpness and compression changes during training; see training_augmentation.
+    camera_jitter: bool = False
+    # Average the logits of each photo and its horizontal mirror when predicting.
+    test_time_flip: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,7 +46,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        settings = {key: value for key, value in values.items() if key in known}
+        # Configs saved before the mask existed trained without it.
+        settings.setdefault("fov_mask_radius", 0.0)
+        settings.setdefault("test_time_flip", False)
+        return cls(**settings)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -45,3 +58,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def prediction_passes(config: TrainConfig) -> list[str]:
+    """The passes a model card lists under "test_time_augmentation" for this config."""
+    return ["original", "horizontal_flip"] if config.test_time_flip else ["original"]

@@ -27,7 +27,7 @@ from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, 
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE
 from eyescreen.labels import CLASSES
 from eyescreen.training.baselines import PROBE_IMAGE_SIZE, run_baselines
-from eyescreen.training.config import TrainConfig
+from eyescreen.training.config import TrainConfig, prediction_passes
 from eyescreen.training.data import load_preprocessed
 from eyescreen.training.export import export_onnx
 from eyescreen.training.loop import predict_probabilities, train
@@ -92,7 +92,7 @@ def run_cross_validation(
             resume=True,
         )
 
-        probabilities = predict_probabilities(result.model, images[test_rows])
+        probabilities = predict_probabilities(result.model, images[test_rows], flip=config.test_time_flip)
         _write_predictions(fold_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities, data_dir)
         report = classification_report(labels[test_rows], probabilities, CLASSES)
         fold_result = {"fold": fold, "seconds": result.seconds, "history": result.history, **report.to_dict()}
@@ -120,7 +120,13 @@ def export_fold_models(out_dir: Path, config: TrainConfig) -> None:
         model = build_model(config, pretrained=False)
         model.load_state_dict(torch.load(weights, map_location="cpu"))
         export_onnx(model, fold_dir / MODEL_FILE, image_size=config.image_size)
-        card = {"name": f"cv-{fold_dir.name}", "version": "cv", "classes": list(CLASSES), "input_size": config.image_size}
+        card = {
+            "name": f"cv-{fold_dir.name}",
+            "version": "cv",
+            "classes": list(CLASSES),
+            "input_size": config.image_size,
+            "test_time_augmentation": prediction_passes(config),
+        }
         (fold_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
 

@@ -56,16 +56,42 @@ def load_preprocessed(samples: Sequence[Sample], size: int, cache_dir: Path | No
     return images
 
 
-def training_augmentation(*, seed: int | None = None) -> A.Compose:
-    """Random changes a fundus photo can undergo between cameras, clinics and eyes."""
+def training_augmentation(*, seed: int | None = None, camera_jitter: bool = False) -> A.Compose:
+    """Random changes a fundus photo can undergo between cameras, clinics and eyes.
+
+    camera_jitter widens the colour, contrast, sharpness and compression changes, so that the
+    look of one camera stops being a reliable sign of a class.
+    """
+    if not camera_jitter:
+        return A.Compose(
+            [
+                A.HorizontalFlip(p=0.5),
+                A.Affine(scale=(0.9, 1.1), translate_percent=(-0.04, 0.04), rotate=(-25, 25), border_mode=0, p=0.9),
+                A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
+                A.RandomGamma(gamma_limit=(80, 125), p=0.5),
+                A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=0, p=0.5),
+                A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ImageCompression(quality_range=(50, 95))], p=0.3),
+            ],
+            seed=seed,
+        )
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
-            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.04, 0.04), rotate=(-25, 25), border_mode=0, p=0.9),
-            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
-            A.RandomGamma(gamma_limit=(80, 125), p=0.5),
-            A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=0, p=0.5),
-            A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ImageCompression(quality_range=(50, 95))], p=0.3),
+            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.04, 0.04), rotate=(-180, 180), border_mode=0, p=0.9),
+            A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.35, p=0.9),
+            A.RandomGamma(gamma_limit=(65, 150), p=0.7),
+            A.HueSaturationValue(hue_shift_limit=12, sat_shift_limit=40, val_shift_limit=0, p=0.8),
+            A.RGBShift(r_shift_limit=20, g_shift_limit=12, b_shift_limit=12, p=0.5),
+            A.OneOf(
+                [
+                    A.GaussianBlur(blur_limit=(3, 7)),
+                    A.Downscale(scale_range=(0.4, 0.8)),
+                    A.Sharpen(alpha=(0.1, 0.4)),
+                ],
+                p=0.6,
+            ),
+            A.GaussNoise(std_range=(0.01, 0.04), p=0.3),
+            A.ImageCompression(quality_range=(30, 95), p=0.5),
         ],
         seed=seed,
     )

@@ -38,14 +38,23 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def predict_probabilities(model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-    """Run the model in eval mode on (N, S, S, 3) uint8 images and return (N, C) softmax probabilities."""
+def predict_probabilities(
+    model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 64, flip: bool = False
+) -> np.ndarray:
+    """Run the model in eval mode on (N, S, S, 3) uint8 images and return (N, C) softmax probabilities.
+
+    With flip, the logits of each photo and its horizontal mirror are averaged, as the ONNX
+    session does for a model card that lists "horizontal_flip".
+    """
     model.eval()
     dataset = FundusDataset(images, [0] * len(images))
     outputs = []
     with torch.no_grad():
         for batch, _ in DataLoader(dataset, batch_size=batch_size):
             logits = model(batch.contiguous(memory_format=torch.channels_last))
+            if flip:
+                mirrored = model(batch.flip(dims=[3]).contiguous(memory_format=torch.channels_last))
+                logits = (logits + mirrored) / 2
             outputs.append(torch.softmax(logits, dim=1).numpy())
     return np.concatenate(outputs) if outputs else np.empty((0, len(CLASSES)), dtype=np.float32)
 
@@ -107,7 +116,7 @@ def train(
         # Seeding per epoch makes a resumed run draw the same batches and augmentations.
         epoch_seed = config.seed * 1000 + epoch
         torch.manual_seed(epoch_seed)
-        transform = training_augmentation(seed=epoch_seed) if config.augment else None
+        transform = training_augmentation(seed=epoch_seed, camera_jitter=config.camera_jitter) if config.augment else None
         loader = DataLoader(
             FundusDataset(images, labels.tolist(), transform),
             batch_size=config.batch_size,

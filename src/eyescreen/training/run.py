@@ -20,7 +20,7 @@ from eyescreen.evaluation.plots import plot_confusion_matrix, plot_roc_curves
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE, ModelSession
 from eyescreen.labels import CLASSES
 from eyescreen.preprocess import to_model_input
-from eyescreen.training.config import TrainConfig
+from eyescreen.training.config import TrainConfig, prediction_passes
 from eyescreen.training.data import load_preprocessed
 from eyescreen.training.export import check_onnx_matches, export_onnx
 from eyescreen.training.loop import train
@@ -98,6 +98,9 @@ def run_training(
         "input_size": config.image_size,
         "input_scaling": "(x / 255 - 0.5) / 0.5 per RGB channel, NCHW float32",
         "preprocessing": "crop to the circular field of view, pad with black to a square, bilinear resize",
+        "field_of_view_mask_radius": config.fov_mask_radius,
+        "local_contrast": config.local_contrast,
+        "test_time_augmentation": prediction_passes(config),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(result.seconds, 1),
         "training_hardware": f"{platform.machine()} CPU, {config.threads} threads",

@@ -1,0 +1,103 @@
+"""The network: the field-of-view mask, and configs saved by older versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason='training tests need the [train] extra: pip install -e ".[train]" torch==2.13.0')
+
+from eyescreen.dataset import Sample  # noqa: E402
+from eyescreen.training.config import TrainConfig, prediction_passes  # noqa: E402
+from eyescreen.training.model import build_model, circular_mask  # noqa: E402
+from eyescreen.training.source_holdout import holdout_rows, shared_classes  # noqa: E402
+
+SIZE = 64
+
+
+def test_circular_mask_keeps_centre_drops_corners() -> None:
+    mask = circular_mask(SIZE, 0.9)[0, 0].numpy()
+
+    assert mask[SIZE // 2, SIZE // 2] == 1
+    assert mask[0, 0] == 0
+    assert mask[SIZE // 2, 0] == 0  # 0.9 of the radius stops short of the edge
+    assert mask[SIZE // 2, 4] == 1
+    # The share of the square inside a circle of radius 0.9 * side / 2 is pi * 0.81 / 4.
+    assert mask.mean() == pytest.approx(np.pi * 0.81 / 4, abs=0.02)
+
+
+@pytest.mark.parametrize(("radius", "rim_matters"), [(0.9, False), (0.0, True)])
+def test_network_ignores_rim_only_when_masked(radius: float, rim_matters: bool) -> None:
+    # Pretrained: a freshly initialised network gives nearly the same output for any input.
+    model = build_model(TrainConfig(image_size=SIZE, fov_mask_radius=radius)).eval()
+    generator = torch.Generator().manual_seed(0)
+    photo = torch.rand(1, 3, SIZE, SIZE, generator=generator) * 2 - 1
+    changed_rim = photo.clone()
+    changed_rim[..., :3, :3] = 1.0
+
+    with torch.no_grad():
+        difference = (model(photo) - model(changed_rim)).abs().max().item()
+
+    assert (difference > 1e-6) == rim_matters
+
+
+def test_mask_is_not_in_the_state_dict() -> None:
+    masked = build_model(TrainConfig(image_size=SIZE, fov_mask_radius=0.9), pretrained=False)
+    plain = build_model(TrainConfig(image_size=SIZE, fov_mask_radius=0.0), pretrained=False)
+
+    plain.load_state_dict(masked.state_dict())
+
+    assert masked.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_config_saved_before_mask_and_flip_loads_without_them() -> None:
+    old = TrainConfig.from_dict({"image_size": 256, "epochs": 12})
+
+    assert old.fov_mask_radius == 0.0
+    assert prediction_passes(old) == ["original"]
+    assert prediction_passes(TrainConfig()) == ["original", "horizontal_flip"]
+
+
+def sample(label: int, source: str, patient: str) -> Sample:
+    from pathlib import Path
+
+    return Sample(path=Path(f"{patient}.jpg"), label=label, source=source, patient_id=patient)
+
+
+def test_holdout_rows_drop_every_eye_of_held_out_patients() -> None:
+    samples = [
+        sample(0, "odir", "odir:1"),  # normal other eye of a glaucoma patient
+        sample(2, "odir", "odir:1"),
+        sample(2, "cataractdataset", "cd:1"),
+        sample(3, "eyepacs", "eyepacs:1"),
+        sample(0, "odir", "odir:2"),
+    ]
+
+    assert shared_classes(samples) == {"glaucoma": ["cataractdataset", "odir"]}
+    train_rows, test_rows = holdout_rows(samples, "odir", ["glaucoma"])
+    assert test_rows.tolist() == [1]
+    assert train_rows.tolist() == [2, 3, 4]
+
+
+def test_local_contrast_removes_a_colour_cast() -> None:
+    generator = torch.Generator().manual_seed(1)
+    photo = torch.rand(1, 3, SIZE, SIZE, generator=generator) - 0.5
+    cast = photo + torch.tensor([0.3, 0.0, -0.2]).view(1, 3, 1, 1)
+    differences = {}
+    for local_contrast in (False, True):
+        model = build_model(TrainConfig(image_size=SIZE, local_contrast=local_contrast)).eval()
+        with torch.no_grad():
+            differences[local_contrast] = (model(photo) - model(cast)).abs().max().item()
+
+    # Only the few pixels whose blur reaches past the image edge still see the cast.
+    assert differences[True] < 0.1 * differences[False]
+
+
+def test_local_contrast_model_exports_to_onnx(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from eyescreen.training.export import check_onnx_matches, export_onnx
+
+    model = build_model(TrainConfig(image_size=SIZE, local_contrast=True)).eval()
+    export_onnx(model, tmp_path / "model.onnx", image_size=SIZE)
+    photos = np.random.default_rng(2).integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
+
+    assert check_onnx_matches(model, tmp_path / "model.onnx", photos) < 1e-4

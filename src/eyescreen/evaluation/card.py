@@ -134,8 +134,8 @@ def render_model_card(card: dict[str, Any]) -> str:
             "## Speed",
             f"On {speed['machine']} with ONNX Runtime {speed['onnxruntime']}, {speed['threads']} threads, batch "
             f"{speed['batch_size']}: one network pass takes {speed['network_pass_ms_median']:.1f} ms (median, "
-            f"95th percentile {speed['network_pass_ms_p95']:.1f} ms). All {len(speed['test_time_passes'])} test-time "
-            f"passes take {speed['inference_ms_median']:.1f} ms, and a photo from decoding to result "
+            f"95th percentile {speed['network_pass_ms_p95']:.1f} ms). {_describe_passes(len(speed['test_time_passes']))} "
+            f"takes {speed['inference_ms_median']:.1f} ms, and a photo from decoding to result "
             f"{speed['total_ms_median']:.1f} ms ({speed['photos']}). Measured by `{speed['command']}`.",
         ]
 
@@ -147,3 +147,7 @@ def _describe_mask(radius: float) -> str:
     if not radius:
         return "none"
     return f"the network blacks out everything outside {radius:.0%} of the field of view's radius"
+
+
+def _describe_passes(count: int) -> str:
+    return f"Inference for one photo ({count} pass{'' if count == 1 else 'es'}, with softmax)"

@@ -61,5 +61,5 @@ class TrainConfig:
 
 
 def prediction_passes(config: TrainConfig) -> list[str]:
-    """The passes a model card lists under "test_time_augmentation" for this config."""
+    """Return the passes that a model card lists under "test_time_augmentation" for this config."""
     return ["original", "horizontal_flip"] if config.test_time_flip else ["original"]

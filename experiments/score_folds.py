@@ -5,8 +5,8 @@ Usage: .venv/bin/python experiments/score_folds.py REPORT_DIR DATA_DIR [--flip] 
 
 Each fold-K folder needs model.onnx, model_card.json and predictions.csv (the fold's held-out
 photos). --flip averages the logits of each photo and its mirror image. --rim-mask R blacks out
-each photo outside R times the field of view's radius before the model sees it, to measure how
-much a model relies on the rim. Prints pooled balanced accuracy, macro AUC and per-class
+each photo outside R times the field of view's radius before inference, to measure how much a
+model relies on the rim. Prints pooled balanced accuracy, macro AUC and per-class
 sensitivity over the chosen folds.
 """
 
@@ -20,17 +20,15 @@ import numpy as np
 
 from eyescreen.evaluation.metrics import classification_report
 from eyescreen.imaging import read_image
-from eyescreen.inference.session import ModelSession
+from eyescreen.inference.session import TEST_TIME_PASSES, ModelSession
 from eyescreen.labels import CLASSES
 from eyescreen.preprocess import prepare_fundus, to_model_input
+from eyescreen.training.model import circular_mask
 
 
 def rim_mask(size: int, radius: float) -> np.ndarray:
-    """Return a (size, size, 1) uint8 array: 1 inside the centred circle of the given radius share."""
-    centre = (size - 1) / 2
-    rows, columns = np.mgrid[:size, :size]
-    inside = np.hypot(rows - centre, columns - centre) <= radius * size / 2
-    return inside[..., None].astype(np.uint8)
+    """Return a (size, size, 1) uint8 array that is 1 inside the mask FundusNet uses for radius."""
+    return circular_mask(size, radius)[0, 0, :, :, None].numpy().astype(np.uint8)
 
 
 def main() -> None:
@@ -46,7 +44,7 @@ def main() -> None:
     for fold in (int(number) for number in arguments.folds.split(",")):
         fold_dir = arguments.report_dir / f"fold-{fold}"
         model = ModelSession.from_dir(fold_dir)
-        model.passes = ("original", "horizontal_flip") if arguments.flip else ("original",)
+        model.passes = TEST_TIME_PASSES if arguments.flip else TEST_TIME_PASSES[:1]
         mask = rim_mask(model.image_size, arguments.rim_mask) if arguments.rim_mask else 1
         with (fold_dir / "predictions.csv").open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))

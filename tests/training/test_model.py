@@ -50,7 +50,7 @@ def test_mask_is_not_in_the_state_dict() -> None:
     assert masked.state_dict().keys() == plain.state_dict().keys()
 
 
-def test_config_saved_before_mask_and_flip_loads_without_them() -> None:
+def test_old_config_loads_without_mask_or_flip() -> None:
     old = TrainConfig.from_dict({"image_size": 256, "epochs": 12})
 
     assert old.fov_mask_radius == 0.0
@@ -64,7 +64,7 @@ def sample(label: int, source: str, patient: str) -> Sample:
     return Sample(path=Path(f"{patient}.jpg"), label=label, source=source, patient_id=patient)
 
 
-def test_holdout_rows_drop_every_eye_of_held_out_patients() -> None:
+def test_holdout_rows_drop_held_out_patients() -> None:
     samples = [
         sample(0, "odir", "odir:1"),  # normal other eye of a glaucoma patient
         sample(2, "odir", "odir:1"),

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from eyescreen.inference.session import TEST_TIME_PASSES
+
 
 @dataclass
 class TrainConfig:
@@ -62,4 +64,4 @@ class TrainConfig:
 
 def prediction_passes(config: TrainConfig) -> list[str]:
     """Return the passes that a model card lists under "test_time_augmentation" for this config."""
-    return ["original", "horizontal_flip"] if config.test_time_flip else ["original"]
+    return list(TEST_TIME_PASSES) if config.test_time_flip else list(TEST_TIME_PASSES[:1])

@@ -76,10 +76,12 @@ class FundusNet(EfficientNet):  # type: ignore[misc]
         This is Ben Graham's preprocessing for diabetic retinopathy photos: 4 * (x - blur(x)),
         with a Gaussian of sigma = side / 60 (a thirtieth of the field of view's radius).
         """
-        kernel = gaussian_kernel(size / LOCAL_CONTRAST_DIVISOR) if enabled else None
-        # Fixed depthwise weights for the 3 channels, first along rows, then along columns.
-        rows = kernel.view(1, 1, 1, -1).repeat(3, 1, 1, 1) if kernel is not None else None
-        columns = kernel.view(1, 1, -1, 1).repeat(3, 1, 1, 1) if kernel is not None else None
+        rows = columns = None
+        if enabled:
+            kernel = gaussian_kernel(size / LOCAL_CONTRAST_DIVISOR)
+            # Fixed depthwise weights for the 3 channels, first along rows, then along columns.
+            rows = kernel.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+            columns = kernel.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
         self.register_buffer("_blur_rows", rows, persistent=False)
         self.register_buffer("_blur_columns", columns, persistent=False)
 

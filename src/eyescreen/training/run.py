@@ -103,7 +103,7 @@ def run_training(
         "test_time_augmentation": prediction_passes(config),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(result.seconds, 1),
-        "training_hardware": f"{platform.machine()} CPU, {config.threads} threads",
+        "training_hardware": f"{platform.machine()} CPU, {config.threads} thread{'s' if config.threads != 1 else ''}",
         "training_config": config.to_dict(),
         "training_data": describe_data([samples[i] for i in train_index], data_dir),
         "onnx_max_probability_difference": max_difference,

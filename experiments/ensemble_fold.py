@@ -11,23 +11,22 @@ logits before the softmax would give.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 from pathlib import Path
 
 import numpy as np
 
 from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.predictions import read_predictions
 from eyescreen.labels import CLASSES
 
 
-def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+def read_sorted_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Read photo paths, integer labels and log-probabilities from predictions.csv, sorted by path."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda row: row["path"])
-    labels = np.array([CLASSES.index(row["label"]) for row in rows])
-    log_probabilities = np.log(np.array([[max(float(row[name]), 1e-9) for name in CLASSES] for row in rows]))
-    return [row["path"] for row in rows], labels, log_probabilities
+    rows, labels, probabilities = read_predictions(path)
+    order = np.argsort([row["path"] for row in rows], kind="stable")
+    log_probabilities = np.log(np.maximum(probabilities[order], 1e-9))
+    return [rows[i]["path"] for i in order], labels[order], log_probabilities
 
 
 def main() -> None:
@@ -42,9 +41,9 @@ def main() -> None:
         predictions_path = report_dir / f"fold-{arguments.fold}" / "predictions.csv"
         if not predictions_path.is_file():
             raise SystemExit(f"{predictions_path} not found: run fold {arguments.fold} of that report first")
-        paths, labels, log_probabilities = read_predictions(predictions_path)
+        paths, labels, log_probabilities = read_sorted_predictions(predictions_path)
         if reference is not None and paths != reference[0]:
-            raise ValueError(
+            raise SystemExit(
                 f"{report_dir} scored other photos on fold {arguments.fold} than {arguments.report_dirs[0]}: "
                 "compare only reports made with the same --folds and --seed"
             )

@@ -10,13 +10,13 @@ applied to this fold. Choosing and scoring on the same photos would flatter the 
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 from pathlib import Path
 
 import numpy as np
 
 from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.predictions import read_predictions
 from eyescreen.labels import CLASSES
 
 OFFSETS = np.arange(-1.5, 1.51, 0.25)
@@ -32,14 +32,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     arguments = parser.parse_args()
 
-    labels, log_probabilities, fold_of = [], [], []
+    label_parts, logit_parts, fold_parts = [], [], []
     for fold in range(arguments.folds):
-        with (arguments.report_dir / f"fold-{fold}" / "predictions.csv").open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                labels.append(CLASSES.index(row["label"]))
-                log_probabilities.append([np.log(max(float(row[name]), 1e-9)) for name in CLASSES])
-                fold_of.append(fold)
-    labels_array, logits, folds = np.array(labels), np.array(log_probabilities), np.array(fold_of)
+        _, fold_labels, probabilities = read_predictions(arguments.report_dir / f"fold-{fold}" / "predictions.csv")
+        label_parts.append(fold_labels)
+        logit_parts.append(np.log(np.maximum(probabilities, 1e-9)))
+        fold_parts.append(np.full(len(fold_labels), fold))
+    labels_array, logits, folds = np.concatenate(label_parts), np.concatenate(logit_parts), np.concatenate(fold_parts)
 
     adjusted = np.zeros(len(labels_array), dtype=np.int64)
     for fold in range(arguments.folds):

@@ -13,12 +13,12 @@ sensitivity over the chosen folds.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from eyescreen.evaluation.metrics import classification_report
+from eyescreen.evaluation.predictions import read_predictions
 from eyescreen.imaging import read_image
 from eyescreen.inference.session import TEST_TIME_PASSES, ModelSession
 from eyescreen.labels import CLASSES
@@ -46,8 +46,7 @@ def main() -> None:
         model = ModelSession.from_dir(fold_dir)
         model.passes = TEST_TIME_PASSES if arguments.flip else TEST_TIME_PASSES[:1]
         mask = rim_mask(model.image_size, arguments.rim_mask) if arguments.rim_mask else 1
-        with (fold_dir / "predictions.csv").open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows, _, _ = read_predictions(fold_dir / "predictions.csv")
         for row in rows:
             image = prepare_fundus(read_image((arguments.data_dir / row["path"]).read_bytes()), model.image_size) * mask
             probabilities.append(model.probabilities(to_model_input(image.astype(np.uint8)))[0])

@@ -119,7 +119,7 @@ class ModelSession:
 
         # One run per pass, not one batch of all passes. In bench/inference_latency.py a batch
         # of 2 was not faster (7.5 ms against 6.0 ms for two runs), and under load it raised
-        # the server's peak memory from about 183 to 220 MiB.
+        # the server's peak memory from at most 184 MiB to about 220 MiB.
         total = np.zeros((len(inputs), len(self.classes)), dtype=np.float64)
         for name in self.passes:
             variant = np.ascontiguousarray(inputs[..., ::-1]) if name == "horizontal_flip" else inputs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from eyescreen.evaluation.calibration import (
 from eyescreen.evaluation.card import json_safe
 from eyescreen.evaluation.metrics import classification_report, mean_and_sd, reports_by_source
 from eyescreen.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves
+from eyescreen.evaluation.predictions import read_predictions, write_predictions
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE
 from eyescreen.labels import CLASSES
 from eyescreen.training.baselines import PROBE_IMAGE_SIZE, run_baselines
@@ -93,7 +93,7 @@ def run_cross_validation(
         )
 
         probabilities = predict_probabilities(result.model, images[test_rows], flip=config.test_time_flip)
-        _write_predictions(fold_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities, data_dir)
+        write_predictions(fold_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities, data_dir)
         report = classification_report(labels[test_rows], probabilities, CLASSES)
         fold_result = {"fold": fold, "seconds": result.seconds, "history": result.history, **report.to_dict()}
         (fold_dir / "result.json").write_text(json.dumps(fold_result, indent=2) + "\n", encoding="utf-8")
@@ -144,26 +144,6 @@ def _write_plan(
     plan_path.write_text(json.dumps(plan, indent=1) + "\n", encoding="utf-8")
 
 
-def _write_predictions(path: Path, samples: list[Sample], probabilities: np.ndarray, data_dir: Path) -> None:
-    """Write one row per photo; the file doubles as a manifest of the fold, with paths relative to data_dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = data_dir.resolve()
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "source", "patient_id", *CLASSES])
-        for sample, row in zip(samples, probabilities):
-            relative = sample.path.relative_to(root) if sample.path.is_relative_to(root) else sample.path
-            writer.writerow([str(relative), sample.label_name, sample.source, sample.patient_id, *(f"{v:.6f}" for v in row)])
-
-
-def _read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    labels = np.array([CLASSES.index(row["label"]) for row in rows])
-    probabilities = np.array([[float(row[name]) for name in CLASSES] for row in rows])
-    return rows, labels, probabilities
-
-
 def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, Any] | None:
     """Write report.md and cv.json from the finished folds; returns the summary when all are done."""
     results = []
@@ -178,7 +158,7 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
     rows: list[dict[str, str]] = []
     label_parts, probability_parts = [], []
     for result in results:
-        fold_rows, fold_labels, fold_probabilities = _read_predictions(out_dir / f"fold-{result['fold']}" / "predictions.csv")
+        fold_rows, fold_labels, fold_probabilities = read_predictions(out_dir / f"fold-{result['fold']}" / "predictions.csv")
         rows += fold_rows
         label_parts.append(fold_labels)
         probability_parts.append(fold_probabilities)

@@ -23,7 +23,7 @@ from eyescreen.imaging import read_image
 from eyescreen.inference.session import TEST_TIME_PASSES, ModelSession
 from eyescreen.labels import CLASSES
 from eyescreen.preprocess import prepare_fundus, to_model_input
-from eyescreen.training.model import circular_mask
+from eyescreen.training.filters import circular_mask
 
 
 def rim_mask(size: int, radius: float) -> np.ndarray:

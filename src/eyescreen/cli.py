@@ -96,6 +96,24 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
     parser.add_argument("--camera-jitter", action="store_true", help="train with wider colour, sharpness and compression changes")
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument("--no-flip-test", action="store_true", help="predict without averaging over the mirrored photo")
+    parser.add_argument(
+        "--disc-crop-size",
+        type=int,
+        default=0,
+        help="add a branch that sees a close-up of the optic disc at this size in pixels (default 0: no branch)",
+    )
+    parser.add_argument(
+        "--disc-crop-fraction",
+        type=float,
+        default=0.3,
+        help="side of the optic-disc close-up as a share of the photo's side (default 0.3)",
+    )
+    parser.add_argument(
+        "--whole-image-size",
+        type=int,
+        default=0,
+        help="with the disc branch, down-scale the whole photo to this size (default: the input size)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="preprocessed image cache (default ~/.cache/eyescreen/preprocessed)")
     if val_fraction:
         parser.add_argument(
@@ -123,6 +141,9 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         test_time_flip=not arguments.no_flip_test,
         local_contrast=arguments.local_contrast,
         camera_jitter=arguments.camera_jitter,
+        disc_crop_size=arguments.disc_crop_size,
+        disc_crop_fraction=arguments.disc_crop_fraction,
+        whole_image_size=arguments.whole_image_size,
         val_fraction=getattr(arguments, "val_fraction", 0.0),
     )
 

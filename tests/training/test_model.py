@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch", reason='training tests need the [train] ext
 
 from eyescreen.dataset import Sample  # noqa: E402
 from eyescreen.training.config import TrainConfig, prediction_passes  # noqa: E402
-from eyescreen.training.model import build_model, circular_mask  # noqa: E402
+from eyescreen.training.filters import circular_mask  # noqa: E402
+from eyescreen.training.model import build_model  # noqa: E402
 from eyescreen.training.source_holdout import holdout_rows, shared_classes  # noqa: E402
 
 SIZE = 64
@@ -101,3 +102,40 @@ def test_local_contrast_model_exports_to_onnx(tmp_path) -> None:  # type: ignore
     photos = np.random.default_rng(2).integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
 
     assert check_onnx_matches(model, tmp_path / "model.onnx", photos) < 1e-4
+
+
+DISC_CONFIG = {"image_size": 2 * SIZE, "disc_crop_size": SIZE // 2, "whole_image_size": SIZE}
+
+
+def test_disc_branch_model_ignores_the_rim_and_exports(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from eyescreen.training.export import check_onnx_matches, export_onnx
+
+    model = build_model(TrainConfig(**DISC_CONFIG)).eval()
+    photos = np.random.default_rng(3).integers(0, 256, size=(3, 2 * SIZE, 2 * SIZE, 3), dtype=np.uint8)
+    inputs = torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 127.5 - 1
+    changed_rim = inputs.clone()
+    changed_rim[..., :4, :4] = 1.0
+    with torch.no_grad():
+        logits = model(inputs)
+        rim_difference = (logits - model(changed_rim)).abs().max().item()
+
+    assert logits.shape == (3, 4)
+    assert rim_difference < 1e-6
+    export_onnx(model, tmp_path / "model.onnx", image_size=2 * SIZE)
+    assert check_onnx_matches(model, tmp_path / "model.onnx", photos) < 1e-4
+
+
+def test_disc_branch_freezes_both_backbones() -> None:
+    from eyescreen.training.model import frozen_modules
+
+    model = build_model(TrainConfig(**DISC_CONFIG, frozen_blocks=2), pretrained=False)
+    frozen = frozen_modules(model, 2)
+
+    assert len(frozen) == 2 * (2 + 2)  # stem convolution, stem batch norm and 2 blocks, per backbone
+    assert all(not parameter.requires_grad for module in frozen for parameter in module.parameters())
+    assert model.head.weight.requires_grad
+
+
+def test_disc_branch_refuses_local_contrast() -> None:
+    with pytest.raises(ValueError, match="local contrast"):
+        build_model(TrainConfig(**DISC_CONFIG, local_contrast=True), pretrained=False)

@@ -25,6 +25,13 @@ class TrainConfig:
     fov_mask_radius: float = 0.9
     # Subtract a blurred copy of the input inside the network (Graham's method). See FundusNet.
     local_contrast: bool = False
+    # Side in pixels of a second branch's input: a close-up of the optic disc (0 = no branch).
+    # See DiscViewNet.
+    disc_crop_size: int = 0
+    # Side of that close-up as a share of the photo's side.
+    disc_crop_fraction: float = 0.3
+    # With the disc branch, the whole photo is down-scaled to this size (0 = image_size).
+    whole_image_size: int = 0
     epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 1e-3

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import math
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
+from eyescreen.training.filters import blur_kernels, circular_mask, separable_blur
+from eyescreen.training.optic_disc import DiscCrop
 
 # Local contrast: input minus its Gaussian blur (sigma = side / LOCAL_CONTRAST_DIVISOR), times
 # LOCAL_CONTRAST_GAIN.
@@ -37,25 +38,6 @@ def pretrained_weights_path(architecture: str) -> str:
     return str(getattr(module, class_name).get_model_file_path())
 
 
-def circular_mask(size: int, radius_fraction: float) -> torch.Tensor:
-    """Return a (1, 1, size, size) tensor: 1 inside the centred circle, 0 outside.
-
-    radius_fraction is the circle's radius as a share of half the side.
-    """
-    centre = (size - 1) / 2
-    offsets = torch.arange(size, dtype=torch.float32) - centre
-    distance = torch.sqrt(offsets[:, None] ** 2 + offsets[None, :] ** 2)
-    return (distance <= radius_fraction * size / 2).float()[None, None]
-
-
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """Return a normalised 1-D Gaussian of width 2 * ceil(3 * sigma) + 1."""
-    half = int(math.ceil(3 * sigma))
-    offsets = torch.arange(-half, half + 1, dtype=torch.float32)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    return kernel / kernel.sum()
-
-
 class FundusNet(EfficientNet):  # type: ignore[misc]
     """EfficientNet-Lite that blacks out the rim of its input before the first convolution.
 
@@ -78,14 +60,16 @@ class FundusNet(EfficientNet):  # type: ignore[misc]
         """
         rows = columns = None
         if enabled:
-            kernel = gaussian_kernel(size / LOCAL_CONTRAST_DIVISOR)
             # Fixed depthwise weights for the 3 channels, first along rows, then along columns.
-            rows = kernel.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
-            columns = kernel.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
+            rows, columns = blur_kernels(size / LOCAL_CONTRAST_DIVISOR, 3)
         self.register_buffer("_blur_rows", rows, persistent=False)
         self.register_buffer("_blur_columns", columns, persistent=False)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.prepare_input(inputs))
+
+    def prepare_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Apply the local-contrast step and the field-of-view mask, when they are on."""
         rows = getattr(self, "_blur_rows", None)
         columns = getattr(self, "_blur_columns", None)
         if rows is not None and columns is not None:
@@ -97,28 +81,70 @@ class FundusNet(EfficientNet):  # type: ignore[misc]
             # scaling), or mid-grey (0) after the local-contrast step, as in Graham's method.
             background = 0.0 if rows is not None else -1.0
             inputs = inputs * mask + background * (1.0 - mask)
-        return super().forward(inputs)
+        return inputs
 
 
-def separable_blur(images: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """Blur (N, 3, H, W) images with depthwise (3, 1, 1, K) and (3, 1, K, 1) kernels (zero padding)."""
-    half = rows.shape[-1] // 2
-    blurred = torch.nn.functional.conv2d(images, rows, padding=(0, half), groups=3)
-    return torch.nn.functional.conv2d(blurred, columns, padding=(half, 0), groups=3)
+class DiscViewNet(torch.nn.Module):
+    """Two EfficientNet-Lite backbones: one receives the whole photo, the other a close-up of its optic disc.
+
+    Glaucoma shows at the optic disc, which spans about an eighth of the photo's side. Down-scaled
+    to the whole-photo branch's input, the disc keeps too few pixels for the cup inside it, so a
+    second branch receives a crop around the disc at the photo's input resolution. The disc is found
+    and cut out inside the network (see optic_disc), and the head classifies the two branches'
+    pooled features side by side.
+    """
+
+    def __init__(self, whole: FundusNet, disc: FundusNet, config: TrainConfig) -> None:
+        super().__init__()
+        size = config.image_size
+        mask = circular_mask(size, config.fov_mask_radius) if config.fov_mask_radius > 0 else torch.ones(1, 1, size, size)
+        self.register_buffer("_fov_mask", mask, persistent=False)
+        self.crop = DiscCrop(config.image_size, config.disc_crop_size, config.disc_crop_fraction)
+        self.whole_size = config.whole_image_size or config.image_size
+        rows = columns = None
+        if self.whole_size != config.image_size:
+            # Blur before the bilinear down-scaling, so that it does not alias fine texture.
+            rows, columns = blur_kernels(0.5 * config.image_size / self.whole_size, 3)
+        self.register_buffer("_resize_rows", rows, persistent=False)
+        self.register_buffer("_resize_columns", columns, persistent=False)
+
+        features = whole._fc.in_features + disc._fc.in_features
+        whole._fc = torch.nn.Identity()
+        disc._fc = torch.nn.Identity()
+        self.whole = whole
+        self.disc = disc
+        self.dropout = torch.nn.Dropout(config.dropout)
+        self.head = torch.nn.Linear(features, len(CLASSES))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        inputs = inputs * self._fov_mask - (1.0 - self._fov_mask)
+        close_up = self.crop(inputs)
+        if self._resize_rows is not None and self._resize_columns is not None:
+            blurred = separable_blur(inputs, self._resize_rows, self._resize_columns)
+            inputs = torch.nn.functional.interpolate(
+                blurred, size=(self.whole_size, self.whole_size), mode="bilinear", align_corners=False
+            )
+        features = torch.cat([_pooled_features(self.whole, inputs), _pooled_features(self.disc, close_up)], dim=1)
+        return self.head(self.dropout(features))
+
+
+def _pooled_features(backbone: EfficientNet, images: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(backbone._avg_pooling(backbone.extract_features(images)), 1)
 
 
 def build_model(config: TrainConfig, *, pretrained: bool = True) -> torch.nn.Module:
     """Build the classifier with a fresh 4-class head; ReLU6 activations are kept as trained."""
-    options = {"num_classes": len(CLASSES), "image_size": config.image_size, "dropout_rate": config.dropout}
-    if pretrained:
-        # weights_path must always be given: without it the package downloads the weights.
-        model = FundusNet.from_pretrained(
-            config.architecture, weights_path=pretrained_weights_path(config.architecture), **options
-        )
+    if config.disc_crop_size:
+        if config.local_contrast:
+            raise ValueError("the optic-disc branch does not support local contrast. Turn one of them off")
+        whole = _backbone(config, config.whole_image_size or config.image_size, pretrained=pretrained)
+        disc = _backbone(config, config.disc_crop_size, pretrained=pretrained)
+        model: torch.nn.Module = DiscViewNet(whole, disc, config)
     else:
-        model = FundusNet.from_name(config.architecture, **options)
-    model.set_field_of_view_mask(config.image_size, config.fov_mask_radius)
-    model.set_local_contrast(config.image_size, config.local_contrast)
+        fundus_net = _backbone(config, config.image_size, pretrained=pretrained)
+        fundus_net.set_field_of_view_mask(config.image_size, config.fov_mask_radius)
+        fundus_net.set_local_contrast(config.image_size, config.local_contrast)
+        model = fundus_net
 
     for module in frozen_modules(model, config.frozen_blocks):
         for parameter in module.parameters():
@@ -126,11 +152,26 @@ def build_model(config: TrainConfig, *, pretrained: bool = True) -> torch.nn.Mod
     return model.to(memory_format=torch.channels_last)
 
 
+def _backbone(config: TrainConfig, image_size: int, *, pretrained: bool) -> FundusNet:
+    options = {"num_classes": len(CLASSES), "image_size": image_size, "dropout_rate": config.dropout}
+    if pretrained:
+        # weights_path must always be given: without it the package downloads the weights.
+        return FundusNet.from_pretrained(
+            config.architecture, weights_path=pretrained_weights_path(config.architecture), **options
+        )
+    return FundusNet.from_name(config.architecture, **options)
+
+
 def frozen_modules(model: torch.nn.Module, frozen_blocks: int) -> list[torch.nn.Module]:
     """List the stem and the first frozen_blocks MBConv blocks, which training leaves unchanged."""
     if frozen_blocks <= 0:
         return []
-    return [model._conv_stem, model._bn0, *list(model._blocks)[:frozen_blocks]]
+    backbones = [model.whole, model.disc] if isinstance(model, DiscViewNet) else [model]
+    return [
+        module
+        for backbone in backbones
+        for module in [backbone._conv_stem, backbone._bn0, *list(backbone._blocks)[:frozen_blocks]]
+    ]
 
 
 def set_train_mode(model: torch.nn.Module, frozen_blocks: int) -> None:

@@ -1,0 +1,42 @@
+"""Fixed image filters that the network applies to its input, so the ONNX model applies them too."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def circular_mask(size: int, radius_fraction: float) -> torch.Tensor:
+    """Return a (1, 1, size, size) tensor: 1 inside the centred circle, 0 outside.
+
+    radius_fraction is the circle's radius as a share of half the side.
+    """
+    centre = (size - 1) / 2
+    offsets = torch.arange(size, dtype=torch.float32) - centre
+    distance = torch.sqrt(offsets[:, None] ** 2 + offsets[None, :] ** 2)
+    return (distance <= radius_fraction * size / 2).float()[None, None]
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """Return a normalised 1-D Gaussian of width 2 * ceil(3 * sigma) + 1."""
+    half = int(math.ceil(3 * sigma))
+    offsets = torch.arange(-half, half + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+def blur_kernels(sigma: float, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return depthwise (C, 1, 1, K) and (C, 1, K, 1) Gaussian kernels for separable_blur."""
+    kernel = gaussian_kernel(sigma)
+    rows = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    columns = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    return rows, columns
+
+
+def separable_blur(images: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Blur (N, C, H, W) images with depthwise (C, 1, 1, K) and (C, 1, K, 1) kernels (zero padding)."""
+    half = rows.shape[-1] // 2
+    channels = rows.shape[0]
+    blurred = torch.nn.functional.conv2d(images, rows, padding=(0, half), groups=channels)
+    return torch.nn.functional.conv2d(blurred, columns, padding=(half, 0), groups=channels)

@@ -18,6 +18,11 @@ def circular_mask(size: int, radius_fraction: float) -> torch.Tensor:
     return (distance <= radius_fraction * size / 2).float()[None, None]
 
 
+def fill_outside(images: torch.Tensor, mask: torch.Tensor, fill: float) -> torch.Tensor:
+    """Keep images where mask is 1 and set them to fill where it is 0."""
+    return images * mask + fill * (1.0 - mask)
+
+
 def gaussian_kernel(sigma: float) -> torch.Tensor:
     """Return a normalised 1-D Gaussian of width 2 * ceil(3 * sigma) + 1."""
     half = int(math.ceil(3 * sigma))

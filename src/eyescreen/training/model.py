@@ -9,7 +9,7 @@ from efficientnet_lite_pytorch import EfficientNet
 
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
-from eyescreen.training.filters import blur_kernels, circular_mask, separable_blur
+from eyescreen.training.filters import blur_kernels, circular_mask, fill_outside, separable_blur
 from eyescreen.training.optic_disc import DiscCrop
 
 # Local contrast: input minus its Gaussian blur (sigma = side / LOCAL_CONTRAST_DIVISOR), times
@@ -66,10 +66,6 @@ class FundusNet(EfficientNet):  # type: ignore[misc]
         self.register_buffer("_blur_columns", columns, persistent=False)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.prepare_input(inputs))
-
-    def prepare_input(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Apply the local-contrast step and the field-of-view mask, when they are on."""
         rows = getattr(self, "_blur_rows", None)
         columns = getattr(self, "_blur_columns", None)
         if rows is not None and columns is not None:
@@ -80,8 +76,8 @@ class FundusNet(EfficientNet):  # type: ignore[misc]
             # Outside the mask the input becomes black (-1 after the (x / 255 - 0.5) / 0.5
             # scaling), or mid-grey (0) after the local-contrast step, as in Graham's method.
             background = 0.0 if rows is not None else -1.0
-            inputs = inputs * mask + background * (1.0 - mask)
-        return inputs
+            inputs = fill_outside(inputs, mask, background)
+        return super().forward(inputs)
 
 
 class DiscViewNet(torch.nn.Module):
@@ -96,8 +92,7 @@ class DiscViewNet(torch.nn.Module):
 
     def __init__(self, whole: FundusNet, disc: FundusNet, config: TrainConfig) -> None:
         super().__init__()
-        size = config.image_size
-        mask = circular_mask(size, config.fov_mask_radius) if config.fov_mask_radius > 0 else torch.ones(1, 1, size, size)
+        mask = circular_mask(config.image_size, config.fov_mask_radius) if config.fov_mask_radius > 0 else None
         self.register_buffer("_fov_mask", mask, persistent=False)
         self.crop = DiscCrop(config.image_size, config.disc_crop_size, config.disc_crop_fraction)
         self.whole_size = config.whole_image_size or config.image_size
@@ -117,7 +112,8 @@ class DiscViewNet(torch.nn.Module):
         self.head = torch.nn.Linear(features, len(CLASSES))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        inputs = inputs * self._fov_mask - (1.0 - self._fov_mask)
+        if self._fov_mask is not None:
+            inputs = fill_outside(inputs, self._fov_mask, -1.0)
         close_up = self.crop(inputs)
         if self._resize_rows is not None and self._resize_columns is not None:
             blurred = separable_blur(inputs, self._resize_rows, self._resize_columns)

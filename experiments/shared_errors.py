@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eyescreen.evaluation.predictions import read_predictions
+from eyescreen.evaluation.predictions import read_fold_of_reports
 from eyescreen.labels import CLASSES
 
 
@@ -25,24 +25,18 @@ def main() -> None:
     parser.add_argument("--fold", type=int, default=1)
     arguments = parser.parse_args()
 
+    try:
+        paths, labels, probabilities = read_fold_of_reports(arguments.report_dirs, arguments.fold)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(str(error)) from None
+
     # Photo path -> true class, and -> the wrong classes that runs chose for it.
-    true_class: dict[str, str] = {}
+    true_class = {path: CLASSES[label] for path, label in zip(paths, labels)}
     wrong_answers: dict[str, list[str]] = defaultdict(list)
-    for report_dir in arguments.report_dirs:
-        predictions_path = report_dir / f"fold-{arguments.fold}" / "predictions.csv"
-        if not predictions_path.is_file():
-            raise SystemExit(f"{predictions_path} not found: run fold {arguments.fold} of that report first")
-        rows, labels, probabilities = read_predictions(predictions_path)
-        paths = {row["path"] for row in rows}
-        if true_class and paths != set(true_class):
-            raise SystemExit(
-                f"{report_dir} scored other photos on fold {arguments.fold} than {arguments.report_dirs[0]}: "
-                "compare only reports made with the same --folds and --seed"
-            )
-        for row, label, predicted in zip(rows, labels, np.argmax(probabilities, axis=1)):
-            true_class[row["path"]] = CLASSES[label]
+    for report_probabilities in probabilities:
+        for path, label, predicted in zip(paths, labels, np.argmax(report_probabilities, axis=1)):
             if predicted != label:
-                wrong_answers[row["path"]].append(CLASSES[predicted])
+                wrong_answers[path].append(CLASSES[predicted])
 
     runs = len(arguments.report_dirs)
     print(f"class | photos | missed by k of {runs} runs, for k = 1 .. {runs}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from eyescreen.dataset import Sample, load_samples
-from eyescreen.evaluation.predictions import read_predictions, write_predictions
+from eyescreen.evaluation.predictions import read_fold_of_reports, read_predictions, write_predictions
 from eyescreen.labels import CLASSES
 
 
@@ -40,3 +41,33 @@ def test_predictions_file_is_a_manifest(tmp_path: Path) -> None:
     loaded = load_samples(data_dir, manifest=data_dir / "predictions.csv")
 
     assert loaded == [sample]
+
+
+def write_fold(report_dir: Path, names: list[str], probabilities: np.ndarray) -> None:
+    data_dir = report_dir / "data"
+    samples = [Sample(path=data_dir / "normal" / name, label=0, source="odir", patient_id=name) for name in names]
+    write_predictions(report_dir / "fold-1" / "predictions.csv", samples, probabilities, data_dir)
+
+
+def test_fold_of_reports_aligned_by_path(tmp_path: Path) -> None:
+    first = np.array([[0.9, 0.05, 0.03, 0.02], [0.1, 0.2, 0.3, 0.4]])
+    write_fold(tmp_path / "a", ["b.jpg", "a.jpg"], first)
+    write_fold(tmp_path / "b", ["a.jpg", "b.jpg"], first[::-1])
+
+    paths, labels, probabilities = read_fold_of_reports([tmp_path / "a", tmp_path / "b"], 1)
+
+    assert paths == ["normal/a.jpg", "normal/b.jpg"]
+    assert labels.tolist() == [0, 0]
+    np.testing.assert_allclose(probabilities[0], first[::-1], atol=1e-6)
+    np.testing.assert_allclose(probabilities[1], first[::-1], atol=1e-6)
+
+
+def test_fold_of_reports_rejects_other_photos(tmp_path: Path) -> None:
+    probabilities = np.array([[0.9, 0.05, 0.03, 0.02]])
+    write_fold(tmp_path / "a", ["a.jpg"], probabilities)
+    write_fold(tmp_path / "b", ["c.jpg"], probabilities)
+
+    with pytest.raises(ValueError, match="scored other photos on fold 1"):
+        read_fold_of_reports([tmp_path / "a", tmp_path / "b"], 1)
+    with pytest.raises(FileNotFoundError, match="run fold 2 of that report first"):
+        read_fold_of_reports([tmp_path / "a"], 2)

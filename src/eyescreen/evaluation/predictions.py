@@ -7,6 +7,7 @@ manifest that `eyescreen evaluate --manifest` reads.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,30 @@ def read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.n
     labels = np.array([CLASSES.index(row["label"]) for row in rows])
     probabilities = np.array([[float(row[name]) for name in CLASSES] for row in rows])
     return rows, labels, probabilities
+
+
+def read_fold_of_reports(report_dirs: Sequence[Path], fold: int) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """Read fold-N/predictions.csv of several `eyescreen cv` reports, sorted by photo path.
+
+    Returns the photo paths, their (N,) labels and one (N, C) probability array per report.
+    Raises FileNotFoundError for a report without that fold, and ValueError for a report whose
+    fold scored other photos, because only reports with the same --folds and --seed compare.
+    """
+    paths: list[str] = []
+    labels = np.empty(0, dtype=np.int64)
+    probabilities: list[np.ndarray] = []
+    for report_dir in report_dirs:
+        predictions_path = report_dir / f"fold-{fold}" / "predictions.csv"
+        if not predictions_path.is_file():
+            raise FileNotFoundError(f"{predictions_path} not found: run fold {fold} of that report first")
+        rows, report_labels, report_probabilities = read_predictions(predictions_path)
+        order = np.argsort([row["path"] for row in rows], kind="stable")
+        report_paths = [rows[i]["path"] for i in order]
+        if probabilities and report_paths != paths:
+            raise ValueError(
+                f"{report_dir} scored other photos on fold {fold} than {report_dirs[0]}: "
+                "compare only reports made with the same --folds and --seed"
+            )
+        paths, labels = report_paths, report_labels[order]
+        probabilities.append(report_probabilities[order])
+    return paths, labels, probabilities

@@ -50,7 +50,7 @@ class OpticDiscLocator(torch.nn.Module):
         self.register_buffer("_cell_centres", cells, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        # The disc stands out in the red and green channels. Blue is mostly noise in fundus photos.
+        # The disc has the most contrast in the red and green channels. Blue is mostly noise in fundus photos.
         brightness = images[:, 0:2].mean(dim=1, keepdim=True)
         grid = torch.nn.functional.avg_pool2d(brightness, self.pool) * self._field
 

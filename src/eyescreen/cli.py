@@ -94,6 +94,13 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default 2)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--camera-jitter", action="store_true", help="train with wider colour, sharpness and compression changes")
+    parser.add_argument(
+        "--amplitude-mix",
+        type=float,
+        default=0.0,
+        help="share of training photos that take part of another photo's Fourier amplitude, "
+        "so that a camera's colour, sharpness and noise stop marking a class (default 0)",
+    )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument("--no-flip-test", action="store_true", help="predict without averaging over the mirrored photo")
     parser.add_argument(
@@ -141,6 +148,7 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         test_time_flip=not arguments.no_flip_test,
         local_contrast=arguments.local_contrast,
         camera_jitter=arguments.camera_jitter,
+        amplitude_mix=arguments.amplitude_mix,
         disc_crop_size=arguments.disc_crop_size,
         disc_crop_fraction=arguments.disc_crop_fraction,
         whole_image_size=arguments.whole_image_size,

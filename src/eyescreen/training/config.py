@@ -46,6 +46,8 @@ class TrainConfig:
     augment: bool = True
     # Wider colour, sharpness and compression changes during training; see training_augmentation.
     camera_jitter: bool = False
+    # Share of training photos that take part of another photo's Fourier amplitude; see FundusDataset.
+    amplitude_mix: float = 0.0
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True
 

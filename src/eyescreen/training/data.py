@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 # Bump when preprocess.py changes what it outputs, so that old cache entries are not reused.
 PREPROCESS_VERSION = 1
+# Above about half of another photo's amplitude, a mixed photo shows ghost streaks and a
+# blotchy texture that no camera makes.
+AMPLITUDE_MIX_MAX_WEIGHT = 0.5
 
 
 def default_cache_dir() -> Path:
@@ -97,19 +100,60 @@ def training_augmentation(*, seed: int | None = None, camera_jitter: bool = Fals
     )
 
 
-class FundusDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Preprocessed uint8 photos with labels, augmented on access when a transform is given."""
+def mix_amplitude(image: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
+    """Move an (H, W, 3) uint8 photo's Fourier amplitude towards another photo's, keeping its phase.
 
-    def __init__(self, images: np.ndarray, labels: Sequence[int], transform: A.Compose | None = None) -> None:
+    Per channel, the amplitude spectrum carries most of what a camera adds: colour balance,
+    contrast, blur, noise and compression. The phase carries where the edges are: vessels, the
+    optic disc, lesions. weight 0 returns the photo; weight 1 gives it the other photo's amplitude.
+    """
+    if image.shape != other.shape:
+        raise ValueError(f"cannot mix amplitude of a {image.shape} photo with a {other.shape} photo")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"amplitude mix weight must be between 0 and 1, got {weight}")
+
+    spectrum = np.fft.rfft2(image.astype(np.float32), axes=(0, 1))
+    other_amplitude = np.abs(np.fft.rfft2(other.astype(np.float32), axes=(0, 1)))
+    amplitude = (1.0 - weight) * np.abs(spectrum) + weight * other_amplitude
+
+    mixed = np.fft.irfft2(amplitude * np.exp(1j * np.angle(spectrum)), s=image.shape[:2], axes=(0, 1))
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+class FundusDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Preprocessed uint8 photos with labels, augmented on access when a transform is given.
+
+    With amplitude_mix above 0, that share of photos first takes part of the Fourier amplitude
+    of another photo from the set, drawn at random whatever its class, with a weight drawn
+    uniformly up to AMPLITUDE_MIX_MAX_WEIGHT (see mix_amplitude). The draws come from seed, so that an epoch can
+    be repeated.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: Sequence[int],
+        transform: A.Compose | None = None,
+        *,
+        amplitude_mix: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 <= amplitude_mix <= 1.0:
+            raise ValueError(f"amplitude_mix must be a share between 0 and 1, got {amplitude_mix}")
         self.images = images
         self.labels = list(labels)
         self.transform = transform
+        self.amplitude_mix = amplitude_mix
+        self.random = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index]
+        if self.amplitude_mix > 0 and self.random.random() < self.amplitude_mix:
+            other = self.images[self.random.integers(len(self.images))]
+            image = mix_amplitude(image, other, AMPLITUDE_MIX_MAX_WEIGHT * float(self.random.random()))
         if self.transform is not None:
             image = self.transform(image=image)["image"]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()

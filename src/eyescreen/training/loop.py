@@ -118,7 +118,13 @@ def train(
         torch.manual_seed(epoch_seed)
         transform = training_augmentation(seed=epoch_seed, camera_jitter=config.camera_jitter) if config.augment else None
         loader = DataLoader(
-            FundusDataset(images, labels.tolist(), transform),
+            FundusDataset(
+                images,
+                labels.tolist(),
+                transform,
+                amplitude_mix=config.amplitude_mix if config.augment else 0.0,
+                seed=epoch_seed,
+            ),
             batch_size=config.batch_size,
             shuffle=True,
             drop_last=len(labels) > config.batch_size,

@@ -1,0 +1,87 @@
+"""Training data: the Fourier amplitude mix and the dataset that applies it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+torch = pytest.importorskip("torch", reason='training tests need the [train] extra: pip install -e ".[train]" torch==2.13.0')
+
+from eyescreen.preprocess import prepare_fundus  # noqa: E402
+from eyescreen.training.data import FundusDataset, mix_amplitude  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def retina() -> np.ndarray:
+    return prepare_fundus(data.retina(), 128)
+
+
+@pytest.fixture(scope="module")
+def other_camera(retina: np.ndarray) -> np.ndarray:
+    """The same eye mirrored, darker and with a blue cast: another layout and another look."""
+    mirrored = retina[:, ::-1].astype(np.float32)
+    return np.clip(mirrored * np.array([0.6, 0.8, 1.3]) * 0.8, 0, 255).astype(np.uint8)
+
+
+def disc_column(image: np.ndarray) -> int:
+    """Column of the brightest spot of a blurred green channel: the optic disc."""
+    green = image[..., 1].astype(np.float32)
+    kernel = np.ones(9) / 9
+    blurred = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="same"), 1, green)
+    blurred = np.apply_along_axis(lambda column: np.convolve(column, kernel, mode="same"), 0, blurred)
+    return int(np.unravel_index(np.argmax(blurred), blurred.shape)[1])
+
+
+def test_weight_zero_returns_the_photo(retina: np.ndarray, other_camera: np.ndarray) -> None:
+    mixed = mix_amplitude(retina, other_camera, 0.0)
+
+    assert mixed.dtype == np.uint8 and mixed.shape == retina.shape
+    assert np.abs(mixed.astype(int) - retina.astype(int)).max() <= 1
+
+
+def test_full_weight_takes_the_other_colour_but_keeps_the_layout(retina: np.ndarray, other_camera: np.ndarray) -> None:
+    mixed = mix_amplitude(retina, other_camera, 1.0)
+
+    # The zero-frequency amplitude is each channel's mean, so the colour balance moves over.
+    other_means = other_camera.reshape(-1, 3).mean(axis=0)
+    assert np.allclose(mixed.reshape(-1, 3).mean(axis=0), other_means, atol=4.0)
+    assert not np.allclose(retina.reshape(-1, 3).mean(axis=0), other_means, atol=4.0)
+
+    # The phase stays, so the disc stays on the side where the photo has it.
+    assert disc_column(retina) < 64 < disc_column(other_camera)
+    assert abs(disc_column(mixed) - disc_column(retina)) <= 6
+
+
+def test_half_weight_lies_between_the_two_looks(retina: np.ndarray, other_camera: np.ndarray) -> None:
+    blue_share = [image[..., 2].mean() / image.mean() for image in (retina, mix_amplitude(retina, other_camera, 0.5), other_camera)]
+
+    assert blue_share[0] < blue_share[1] < blue_share[2]
+
+
+def test_mix_refuses_photos_of_different_sizes(retina: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"\(64, 64, 3\)"):
+        mix_amplitude(retina, retina[:64, :64], 0.5)
+
+
+def test_mix_refuses_a_weight_outside_zero_to_one(retina: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="1.5"):
+        mix_amplitude(retina, retina, 1.5)
+
+
+def test_dataset_mixes_reproducibly_from_its_seed(retina: np.ndarray, other_camera: np.ndarray) -> None:
+    images = np.stack([retina, other_camera, retina[::-1], other_camera[::-1]])
+
+    plain = [FundusDataset(images, [0, 1, 2, 3])[index][0] for index in range(4)]
+    first = FundusDataset(images, [0, 1, 2, 3], amplitude_mix=1.0, seed=7)
+    second = FundusDataset(images, [0, 1, 2, 3], amplitude_mix=1.0, seed=7)
+    mixed = [first[index][0] for index in range(4)]
+
+    assert all(torch.equal(a, b) for a, b in zip(mixed, [second[index][0] for index in range(4)]))
+    assert sum(not torch.allclose(a, b, atol=0.01) for a, b in zip(mixed, plain)) >= 2
+    assert [first[index][1] for index in range(4)] == [0, 1, 2, 3]
+
+
+def test_dataset_refuses_a_share_above_one(retina: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="amplitude_mix.*2"):
+        FundusDataset(retina[None], [0], amplitude_mix=2.0)

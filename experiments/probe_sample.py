@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 from skimage import data
 
 from eyescreen.dataset import load_samples
@@ -31,8 +31,11 @@ GRID = 8
 COMPONENTS = 30
 
 
-def changed_samples(sample: np.ndarray) -> dict[str, np.ndarray]:
-    """The sample under changes that each remove one kind of camera cue."""
+def changed_samples(sample: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """The sample under changes that each remove or add one kind of camera cue.
+
+    Blur and noise are applied at the model's input size, where their strength is measured.
+    """
     image = Image.fromarray(sample)
     grey = np.asarray(image.convert("L"))
     square = prepare_fundus(sample, 1024)
@@ -46,6 +49,15 @@ def changed_samples(sample: np.ndarray) -> dict[str, np.ndarray]:
     buffer = io.BytesIO()
     Image.fromarray(prepare_fundus(sample, 400)).save(buffer, "JPEG", quality=75)
     changes["400 px, JPEG quality 75"] = np.asarray(Image.open(buffer))
+
+    model_size = prepare_fundus(sample, size)
+    inside = model_size.max(axis=-1, keepdims=True) > 10
+    for radius in (1, 3):
+        changes[f"Gaussian blur, radius {radius} px"] = np.asarray(Image.fromarray(model_size).filter(ImageFilter.GaussianBlur(radius)))
+    noise = np.random.default_rng(0).normal(size=model_size.shape)
+    for sigma in (3, 6, 10):
+        noisy = np.clip(model_size + sigma * noise * inside, 0, 255)
+        changes[f"Gaussian noise, sd {sigma} grey levels"] = noisy.astype(np.uint8)
     return changes
 
 
@@ -136,7 +148,7 @@ def main() -> None:
 
     # 1. The sample under changes that remove one camera cue each.
     print("change | " + " / ".join(CLASSES))
-    for name, image in changed_samples(sample).items():
+    for name, image in changed_samples(sample, model.image_size).items():
         probabilities = model.probabilities(to_model_input(prepare_fundus(image, model.image_size)))[0]
         print(f"{name} | " + " / ".join(f"{value:.2f}" for value in probabilities))
 

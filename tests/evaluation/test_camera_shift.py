@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eyescreen.cli import main
-from eyescreen.evaluation.camera_shift import CHANGES, blur, colour_cast, gamma, jpeg, resolution, vignetting
+from eyescreen.evaluation.camera_shift import CHANGES, blur, colour_cast, gamma, jpeg, resolution, sensor_noise, vignetting
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,19 @@ def test_resolution_and_blur_and_jpeg(photo: np.ndarray) -> None:
     assert resolution(0.5)(photo).shape == (60, 80, 3)
     assert blur(0.01)(photo).std() < photo.std()
     assert jpeg(40)(photo).shape == photo.shape
+
+
+def test_sensor_noise_spares_the_black_surround_and_repeats(photo: np.ndarray) -> None:
+    framed = np.zeros((140, 180, 3), dtype=np.uint8)
+    framed[10:130, 10:170] = photo
+
+    noisy = sensor_noise(6.0)(framed)
+
+    assert noisy[:10].max() == 0 and noisy[:, :10].max() == 0
+    difference = noisy[10:130, 10:170].astype(np.float64) - photo
+    assert 5.0 < difference.std() < 7.0
+    assert abs(difference.mean()) < 0.5
+    np.testing.assert_array_equal(sensor_noise(6.0)(framed), noisy)
 
 
 def test_camera_shift_cli_reports_every_change(fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -88,6 +88,21 @@ def resolution(scale: float) -> Change:
     return apply
 
 
+def sensor_noise(sd: float, *, seed: int = 0) -> Change:
+    """Add Gaussian noise of sd grey levels inside the field of view, as a noisier sensor would.
+
+    The black surround is left as it is, so that the field of view is still found. The same
+    seed gives the same noise, so that a rerun changes the same pixels.
+    """
+
+    def apply(rgb: np.ndarray) -> np.ndarray:
+        noise = np.random.default_rng(seed).normal(0.0, sd, size=rgb.shape).astype(np.float32)
+        inside = rgb.max(axis=2, keepdims=True) > 10
+        return np.clip(rgb.astype(np.float32) + noise * inside, 0, 255).astype(np.uint8)
+
+    return apply
+
+
 CHANGES: dict[str, Change] = {
     "colour cast warm (R x1.12, B x0.88)": colour_cast((1.12, 1.0, 0.88)),
     "colour cast cool (R x0.88, B x1.12)": colour_cast((0.88, 1.0, 1.12)),
@@ -97,6 +112,7 @@ CHANGES: dict[str, Change] = {
     "vignetting 40%": vignetting(0.4),
     "JPEG quality 40": jpeg(40),
     "resolution x0.5": resolution(0.5),
+    "sensor noise (sd 6 grey levels)": sensor_noise(6.0),
 }
 
 

@@ -103,12 +103,12 @@ def training_augmentation(*, seed: int | None = None, camera_jitter: bool = Fals
 def mix_amplitude(image: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
     """Move an (H, W, 3) uint8 photo's Fourier amplitude towards another photo's, keeping its phase.
 
-    Per channel, the amplitude spectrum carries most of what a camera adds: colour balance,
-    contrast, blur, noise and compression. The phase carries where the edges are: vessels, the
-    optic disc, lesions. weight 0 returns the photo; weight 1 gives it the other photo's amplitude.
+    Per channel, the amplitude spectrum carries much of what a camera adds (colour balance,
+    contrast, blur, noise and compression), and the phase carries where the edges are (vessels,
+    the optic disc, lesions). weight 0 returns the photo; weight 1 gives it the other photo's amplitude.
     """
     if image.shape != other.shape:
-        raise ValueError(f"cannot mix amplitude of a {image.shape} photo with a {other.shape} photo")
+        raise ValueError(f"cannot mix the amplitude of a {image.shape} photo with a {other.shape} photo: both must have the same shape")
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"amplitude mix weight must be between 0 and 1, got {weight}")
 

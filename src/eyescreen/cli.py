@@ -101,6 +101,13 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
         help="share of training photos that take part of another photo's Fourier amplitude, "
         "so that a camera's colour, sharpness and noise stop marking a class (default 0)",
     )
+    parser.add_argument(
+        "--sensor-noise",
+        type=float,
+        default=0.0,
+        help="add Gaussian noise to half of the training photos, with a standard deviation drawn "
+        "up to this many grey levels (default 0: none)",
+    )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument("--no-flip-test", action="store_true", help="predict without averaging over the mirrored photo")
     parser.add_argument(
@@ -149,6 +156,7 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         local_contrast=arguments.local_contrast,
         camera_jitter=arguments.camera_jitter,
         amplitude_mix=arguments.amplitude_mix,
+        sensor_noise=arguments.sensor_noise,
         disc_crop_size=arguments.disc_crop_size,
         disc_crop_fraction=arguments.disc_crop_fraction,
         whole_image_size=arguments.whole_image_size,

@@ -9,7 +9,7 @@ from skimage import data
 torch = pytest.importorskip("torch", reason='training tests need the [train] extra: pip install -e ".[train]" torch==2.13.0')
 
 from eyescreen.preprocess import prepare_fundus  # noqa: E402
-from eyescreen.training.data import FundusDataset, mix_amplitude  # noqa: E402
+from eyescreen.training.data import FundusDataset, mix_amplitude, training_augmentation  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,32 @@ def test_dataset_mixes_reproducibly_from_its_seed(retina: np.ndarray, other_came
 def test_dataset_refuses_a_share_above_one(retina: np.ndarray) -> None:
     with pytest.raises(ValueError, match="amplitude_mix.*2"):
         FundusDataset(retina[None], [0], amplitude_mix=2.0)
+
+
+def central_spread(image: np.ndarray) -> float:
+    return float(image[48:80, 48:80].astype(np.float64).std())
+
+
+def test_sensor_noise_reaches_about_half_the_photos() -> None:
+    flat = np.full((128, 128, 3), 128, dtype=np.uint8)
+    augment = training_augmentation(seed=3, sensor_noise=8.0)
+
+    spreads = [central_spread(augment(image=flat)["image"]) for _ in range(40)]
+
+    noisy = [spread for spread in spreads if spread > 0.5]
+    assert 8 <= len(noisy) <= 32
+    assert max(spreads) < 9.0
+
+
+def test_no_sensor_noise_keeps_flat_photos_flat() -> None:
+    flat = np.full((128, 128, 3), 128, dtype=np.uint8)
+    augment = training_augmentation(seed=3)
+
+    spreads = [central_spread(augment(image=flat)["image"]) for _ in range(40)]
+
+    assert max(spreads) < 0.5
+
+
+def test_sensor_noise_refuses_a_negative_deviation() -> None:
+    with pytest.raises(ValueError, match="-1"):
+        training_augmentation(sensor_noise=-1.0)

@@ -48,6 +48,8 @@ class TrainConfig:
     camera_jitter: bool = False
     # Share of training photos that take part of another photo's Fourier amplitude; see FundusDataset.
     amplitude_mix: float = 0.0
+    # Largest standard deviation, in grey levels, of the noise added to half of the training photos.
+    sensor_noise: float = 0.0
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True
 

@@ -59,12 +59,18 @@ def load_preprocessed(samples: Sequence[Sample], size: int, cache_dir: Path | No
     return images
 
 
-def training_augmentation(*, seed: int | None = None, camera_jitter: bool = False) -> A.Compose:
+def training_augmentation(*, seed: int | None = None, camera_jitter: bool = False, sensor_noise: float = 0.0) -> A.Compose:
     """Random changes a fundus photo can undergo between cameras, clinics and eyes.
 
     camera_jitter widens the colour, contrast, sharpness and compression changes, so that the
-    look of one camera stops being a reliable sign of a class.
+    look of one camera stops being a reliable sign of a class. sensor_noise above 0 adds
+    Gaussian noise to half of the photos, with a standard deviation drawn up to that many grey
+    levels, as noisier sensors would.
     """
+    if sensor_noise < 0:
+        raise ValueError(f"sensor_noise must be a standard deviation of 0 or more grey levels, got {sensor_noise}")
+    noise = [A.GaussNoise(std_range=(0.0, sensor_noise / 255.0), p=0.5)] if sensor_noise > 0 else []
+
     if not camera_jitter:
         return A.Compose(
             [
@@ -74,6 +80,7 @@ def training_augmentation(*, seed: int | None = None, camera_jitter: bool = Fals
                 A.RandomGamma(gamma_limit=(80, 125), p=0.5),
                 A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=0, p=0.5),
                 A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ImageCompression(quality_range=(50, 95))], p=0.3),
+                *noise,
             ],
             seed=seed,
         )
@@ -95,6 +102,7 @@ def training_augmentation(*, seed: int | None = None, camera_jitter: bool = Fals
             ),
             A.GaussNoise(std_range=(0.01, 0.04), p=0.3),
             A.ImageCompression(quality_range=(30, 95), p=0.5),
+            *noise,
         ],
         seed=seed,
     )

@@ -116,7 +116,11 @@ def train(
         # Seeding per epoch makes a resumed run draw the same batches and augmentations.
         epoch_seed = config.seed * 1000 + epoch
         torch.manual_seed(epoch_seed)
-        transform = training_augmentation(seed=epoch_seed, camera_jitter=config.camera_jitter) if config.augment else None
+        transform = None
+        if config.augment:
+            transform = training_augmentation(
+                seed=epoch_seed, camera_jitter=config.camera_jitter, sensor_noise=config.sensor_noise
+            )
         loader = DataLoader(
             FundusDataset(
                 images,

@@ -140,4 +140,5 @@ def test_training_options_reach_the_config(tmp_path: Path) -> None:
     config = _train_config(arguments)
 
     assert (config.amplitude_mix, config.sensor_noise, config.disc_crop_size, config.epochs) == (0.5, 6.0, 128, 3)
-    assert config.camera_jitter is False and config.fov_mask_radius == 0.9
+    assert config.camera_jitter is False
+    assert config.fov_mask_radius == 0.9

@@ -4,7 +4,7 @@ Usage: .venv/bin/python experiments/probe_sample.py [--model MODEL_DIR] [--data 
 
 Scores the sample after changes that remove one kind of camera cue each (colour, saturation,
 magnification, compression), then hides one cell of an 8 x 8 grid at a time to see where the
-evidence lies. With --data, it also asks whether the sample lies outside the fundus4 photos in
+evidence lies. With --data, it also tests whether the sample lies outside the fundus4 photos in
 the features that the model's head reads: per class, a Gaussian over the first 30 principal
 components, and the sample's distance to the nearest class against the photos' own distances.
 """
@@ -12,7 +12,6 @@ components, and the sample's distance to the nearest class against the photos' o
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from skimage import data
 
 from eyescreen.dataset import load_samples
+from eyescreen.evaluation.camera_shift import jpeg, sensor_noise
 from eyescreen.imaging import read_image_file
 from eyescreen.inference.session import ModelSession, bundled_model_dir
 from eyescreen.labels import CLASSES
@@ -32,7 +32,7 @@ COMPONENTS = 30
 
 
 def changed_samples(sample: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """The sample under changes that each remove or add one kind of camera cue.
+    """Apply changes that each remove or add one kind of camera cue, and return them by name.
 
     Blur and noise are applied at the model's input size, where their strength is measured.
     """
@@ -46,18 +46,13 @@ def changed_samples(sample: np.ndarray, size: int) -> dict[str, np.ndarray]:
         "central 80% (magnified)": square[102:922, 102:922],
         "central 60% (magnified)": square[205:819, 205:819],
     }
-    buffer = io.BytesIO()
-    Image.fromarray(prepare_fundus(sample, 400)).save(buffer, "JPEG", quality=75)
-    changes["400 px, JPEG quality 75"] = np.asarray(Image.open(buffer))
+    changes["400 px, JPEG quality 75"] = jpeg(75)(prepare_fundus(sample, 400))
 
     model_size = prepare_fundus(sample, size)
-    inside = model_size.max(axis=-1, keepdims=True) > 10
     for radius in (1, 3):
         changes[f"Gaussian blur, radius {radius} px"] = np.asarray(Image.fromarray(model_size).filter(ImageFilter.GaussianBlur(radius)))
-    noise = np.random.default_rng(0).normal(size=model_size.shape)
     for sigma in (3, 6, 10):
-        noisy = np.clip(model_size + sigma * noise * inside, 0, 255)
-        changes[f"Gaussian noise, sd {sigma} grey levels"] = noisy.astype(np.uint8)
+        changes[f"Gaussian noise, sd {sigma} grey levels"] = sensor_noise(float(sigma))(model_size)
     return changes
 
 
@@ -82,7 +77,7 @@ def occlusion_drops(model: ModelSession, sample: np.ndarray, target: int) -> np.
 
 
 def head_features(model_path: Path, images: list[np.ndarray], size: int) -> np.ndarray:
-    """The features that the model's final Gemm reads, one row per image (no mirrored pass)."""
+    """Compute the features that the model's final Gemm reads, one row per image (no mirrored pass)."""
     graph = onnx.load(str(model_path))
     head = next(node for node in graph.graph.node if node.op_type == "Gemm" and "logits" in node.output)
     graph.graph.output.append(onnx.helper.make_tensor_value_info(head.input[0], onnx.TensorProto.FLOAT, None))

@@ -36,11 +36,12 @@ def disc_column(image: np.ndarray) -> int:
 def test_weight_zero_returns_the_photo(retina: np.ndarray, other_camera: np.ndarray) -> None:
     mixed = mix_amplitude(retina, other_camera, 0.0)
 
-    assert mixed.dtype == np.uint8 and mixed.shape == retina.shape
+    assert mixed.dtype == np.uint8
+    assert mixed.shape == retina.shape
     assert np.abs(mixed.astype(int) - retina.astype(int)).max() <= 1
 
 
-def test_full_weight_takes_the_other_colour_but_keeps_the_layout(retina: np.ndarray, other_camera: np.ndarray) -> None:
+def test_full_weight_keeps_layout_not_colour(retina: np.ndarray, other_camera: np.ndarray) -> None:
     mixed = mix_amplitude(retina, other_camera, 1.0)
 
     # The zero-frequency amplitude is each channel's mean, so the colour balance moves over.

@@ -40,3 +40,34 @@ def test_card_describes_mask_and_passes() -> None:
     assert "outside 90% of the field of view's radius" in text
     assert "Test-time passes, logits averaged: original, horizontal_flip" in text
     assert "Local contrast: none" in text
+
+
+def test_card_describes_training_schedule_and_augmentation() -> None:
+    config = {
+        "epochs": 12,
+        "learning_rate": 0.001,
+        "batch_size": 32,
+        "frozen_blocks": 3,
+        "class_balanced_loss": True,
+        "label_smoothing": 0.1,
+        "augment": True,
+        "sensor_noise": 8.0,
+        "amplitude_mix": 0.0,
+    }
+
+    text = render_model_card({"name": "m", "version": "1", "training_config": config})
+
+    assert "- Training: 12 epochs of AdamW at learning rate 0.001, batch 32" in text
+    assert "class-weighted cross-entropy with label smoothing 0.1" in text
+    assert "sensor noise up to 8 grey levels on half of the photos" in text
+    assert "amplitude mix" not in text
+
+
+def test_card_says_when_training_had_no_augmentation() -> None:
+    text = render_model_card({"name": "m", "version": "1", "training_config": {"epochs": 1, "augment": False}})
+
+    assert "- Training augmentation: none" in text
+
+
+def test_card_without_training_config_has_no_training_lines() -> None:
+    assert "- Training:" not in render_model_card({"name": "m", "version": "1"})

@@ -82,6 +82,7 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- Field-of-view mask: {_describe_mask(card.get('field_of_view_mask_radius', 0.0))}",
         f"- Local contrast: {'the network subtracts a Gaussian-blurred copy of its input (Graham)' if card.get('local_contrast') else 'none'}",
         f"- Test-time passes, logits averaged: {', '.join(card.get('test_time_augmentation', ['original']))}",
+        *_describe_training(card.get("training_config")),
         f"- Training took {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}; exported {card.get('exported_at')}",
         "",
         "## Intended use",
@@ -147,6 +148,30 @@ def _describe_mask(radius: float) -> str:
     if not radius:
         return "none"
     return f"the network blacks out everything outside {radius:.0%} of the field of view's radius"
+
+
+def _describe_training(config: dict[str, Any] | None) -> list[str]:
+    """Card lines for the schedule and the augmentation in a training configuration, if there is one."""
+    if not config:
+        return []
+
+    schedule = (
+        f"- Training: {config.get('epochs')} epochs of AdamW at learning rate {config.get('learning_rate')}, "
+        f"batch {config.get('batch_size')}, stem and {config.get('frozen_blocks')} blocks frozen, "
+        f"{'class-weighted ' if config.get('class_balanced_loss') else ''}cross-entropy with label smoothing "
+        f"{config.get('label_smoothing')}"
+    )
+    if not config.get("augment", True):
+        return [schedule, "- Training augmentation: none"]
+
+    changes = ["horizontal flips", "rotation", "scale", "brightness, contrast, gamma and hue", "blur or JPEG compression"]
+    if config.get("camera_jitter"):
+        changes.append("wider camera changes (colour shift, downscaling, sharpening, noise)")
+    if config.get("amplitude_mix"):
+        changes.append(f"Fourier amplitude mix with another photo on {config['amplitude_mix']:.0%} of photos")
+    if config.get("sensor_noise"):
+        changes.append(f"sensor noise up to {config['sensor_noise']:g} grey levels on half of the photos")
+    return [schedule, f"- Training augmentation: {', '.join(changes)}"]
 
 
 def _describe_passes(count: int) -> str:

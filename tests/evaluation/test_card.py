@@ -42,7 +42,7 @@ def test_card_describes_mask_and_passes() -> None:
     assert "Local contrast: none" in text
 
 
-def test_card_describes_training_schedule_and_augmentation() -> None:
+def test_card_describes_training_recipe() -> None:
     config = {
         "epochs": 12,
         "learning_rate": 0.001,
@@ -63,11 +63,11 @@ def test_card_describes_training_schedule_and_augmentation() -> None:
     assert "amplitude mix" not in text
 
 
-def test_card_says_when_training_had_no_augmentation() -> None:
+def test_card_without_augmentation_says_none() -> None:
     text = render_model_card({"name": "m", "version": "1", "training_config": {"epochs": 1, "augment": False}})
 
     assert "- Training augmentation: none" in text
 
 
-def test_card_without_training_config_has_no_training_lines() -> None:
+def test_card_without_training_config() -> None:
     assert "- Training:" not in render_model_card({"name": "m", "version": "1"})

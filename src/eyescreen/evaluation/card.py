@@ -151,7 +151,7 @@ def _describe_mask(radius: float) -> str:
 
 
 def _describe_training(config: dict[str, Any] | None) -> list[str]:
-    """Card lines for the schedule and the augmentation in a training configuration, if there is one."""
+    """Return card lines that describe the schedule and the augmentation of a training configuration."""
     if not config:
         return []
 

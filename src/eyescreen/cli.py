@@ -104,9 +104,9 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
     parser.add_argument(
         "--sensor-noise",
         type=float,
-        default=0.0,
+        default=8.0,
         help="add Gaussian noise to half of the training photos, with a standard deviation drawn "
-        "up to this many grey levels (default 0: none)",
+        "up to this many grey levels (default 8; 0 turns it off)",
     )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument("--no-flip-test", action="store_true", help="predict without averaging over the mirrored photo")

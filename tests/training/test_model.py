@@ -59,6 +59,11 @@ def test_old_config_loads_without_mask_or_flip() -> None:
     assert prediction_passes(TrainConfig()) == ["original", "horizontal_flip"]
 
 
+def test_old_config_loads_without_sensor_noise() -> None:
+    assert TrainConfig.from_dict({"image_size": 256}).sensor_noise == 0.0
+    assert TrainConfig().sensor_noise == 8.0
+
+
 def sample(label: int, source: str, patient: str) -> Sample:
     from pathlib import Path
 

@@ -49,7 +49,7 @@ class TrainConfig:
     # Share of training photos that take part of another photo's Fourier amplitude; see FundusDataset.
     amplitude_mix: float = 0.0
     # Largest standard deviation, in grey levels, of the noise added to half of the training photos.
-    sensor_noise: float = 0.0
+    sensor_noise: float = 8.0
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True
 
@@ -63,6 +63,8 @@ class TrainConfig:
         # Configs saved before the mask existed trained without it.
         settings.setdefault("fov_mask_radius", 0.0)
         settings.setdefault("test_time_flip", False)
+        # Configs saved before sensor noise existed trained without it.
+        settings.setdefault("sensor_noise", 0.0)
         return cls(**settings)
 
     def save(self, path: Path) -> None:

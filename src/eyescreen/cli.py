@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     holdout.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder with manifest.csv (sources come from it)")
     holdout.add_argument("--out", type=Path, required=True, help="report folder; a rerun skips the sources already done")
+    holdout.add_argument(
+        "--source", action="append", dest="only_sources", help="hold out only this source (repeatable); default every source"
+    )
     _add_training_options(holdout, val_fraction=0.0)
     return parser
 
@@ -280,7 +283,9 @@ def _train_or_cv(arguments: argparse.Namespace) -> int:
 
     config = _train_config(arguments)
     if arguments.command == "source-holdout":
-        run_source_holdout(arguments.data_dir, arguments.out, config, cache_dir=arguments.cache_dir)
+        run_source_holdout(
+            arguments.data_dir, arguments.out, config, cache_dir=arguments.cache_dir, only_sources=arguments.only_sources
+        )
         print(f"source hold-out report in {arguments.out / 'report.md'}")
         return 0
     if arguments.command == "train":

@@ -170,3 +170,25 @@ def test_source_holdout_tests_only_the_held_out_source(small_manifest: Path, tmp
     (tmp_path / "cache").rename(tmp_path / "moved-cache")
     again = run_source_holdout(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), cache_dir=tmp_path / "moved-cache")
     assert again["holdouts"] == summary["holdouts"]
+
+
+def test_source_holdout_can_run_one_source_at_a_time(small_manifest: Path, tmp_path: Path) -> None:
+    config = small_config(epochs=1, val_fraction=0.0)
+
+    first = run_source_holdout(small_manifest, tmp_path, config, cache_dir=tmp_path / "cache", only_sources=["odir"])
+
+    assert [holdout["held_out_source"] for holdout in first["holdouts"]] == ["odir"]
+    assert not (tmp_path / "without-cataractdataset").exists()
+    assert "| odir | glaucoma |" in (tmp_path / "report.md").read_text()
+
+    # A run without a source filter keeps odir's result and adds the other source.
+    second = run_source_holdout(small_manifest, tmp_path, config, cache_dir=tmp_path / "cache")
+    assert [holdout["held_out_source"] for holdout in second["holdouts"]] == ["cataractdataset", "odir"]
+    assert second["holdouts"][1] == first["holdouts"][0]
+
+
+def test_source_holdout_names_an_unknown_source(small_manifest: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot hold out messidor: the sources that share a class .* are cataractdataset, odir"):
+        run_source_holdout(
+            small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), cache_dir=tmp_path / "cache", only_sources=["messidor"]
+        )

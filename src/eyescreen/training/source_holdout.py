@@ -48,11 +48,19 @@ def holdout_rows(samples: list[Sample], source: str, labels: list[str]) -> tuple
 
 
 def run_source_holdout(
-    data_dir: Path, out_dir: Path, config: TrainConfig, *, cache_dir: Path | None = None
+    data_dir: Path,
+    out_dir: Path,
+    config: TrainConfig,
+    *,
+    cache_dir: Path | None = None,
+    only_sources: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train one model per held-out source and write holdout.json and report.md to out_dir.
 
-    A source whose result.json exists is skipped, so an interrupted run resumes.
+    A source whose result.json exists is skipped, so an interrupted run resumes. With
+    only_sources, only those sources are trained; the report lists every source already done,
+    so that processes holding out different sources can share out_dir and a last run without
+    only_sources completes the report.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = load_samples(data_dir)
@@ -63,6 +71,11 @@ def run_source_holdout(
     images = load_preprocessed(samples, config.image_size, cache_dir)
     labels = np.array([sample.label for sample in samples])
     all_sources = sorted({source for found in shared.values() for source in found})
+    unknown = sorted(set(only_sources or []) - set(all_sources))
+    if unknown:
+        raise ValueError(
+            f"cannot hold out {', '.join(unknown)}: the sources that share a class in {data_dir} are {', '.join(all_sources)}"
+        )
 
     results = []
     for source in all_sources:
@@ -72,6 +85,9 @@ def run_source_holdout(
         if result_path.is_file():
             logger.info("holding out %s: already done, skipping", source)
             results.append(json.loads(result_path.read_text(encoding="utf-8")))
+            continue
+        if only_sources is not None and source not in only_sources:
+            logger.info("holding out %s: not asked for in this run, skipping", source)
             continue
 
         train_rows, test_rows = holdout_rows(samples, source, held_labels)

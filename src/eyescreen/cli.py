@@ -112,6 +112,9 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
         "up to this many grey levels (default 8; 0 turns it off)",
     )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
+    parser.add_argument(
+        "--colour-balance", action="store_true", help="give each photo the same mean colour inside the network (removes colour casts)"
+    )
     parser.add_argument("--no-flip-test", action="store_true", help="predict without averaging over the mirrored photo")
     parser.add_argument(
         "--disc-crop-size",
@@ -157,6 +160,7 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         augment=not arguments.no_augment,
         test_time_flip=not arguments.no_flip_test,
         local_contrast=arguments.local_contrast,
+        colour_balance=arguments.colour_balance,
         camera_jitter=arguments.camera_jitter,
         amplitude_mix=arguments.amplitude_mix,
         sensor_noise=arguments.sensor_noise,

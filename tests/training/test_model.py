@@ -142,5 +142,63 @@ def test_disc_branch_freezes_both_backbones() -> None:
 
 
 def test_disc_branch_refuses_local_contrast() -> None:
-    with pytest.raises(ValueError, match="local contrast"):
+    with pytest.raises(ValueError, match="neither local contrast nor colour balance"):
         build_model(TrainConfig(**DISC_CONFIG, local_contrast=True), pretrained=False)
+    with pytest.raises(ValueError, match="neither local contrast nor colour balance"):
+        build_model(TrainConfig(**DISC_CONFIG, colour_balance=True), pretrained=False)
+
+
+def fundus_like(seed: int) -> torch.Tensor:
+    """A (1, 3, SIZE, SIZE) photo scaled to [-1, 1]: an orange disc with texture on black."""
+    generator = torch.Generator().manual_seed(seed)
+    texture = 0.6 + 0.4 * torch.rand(1, 3, SIZE, SIZE, generator=generator)
+    colour = torch.tensor([0.75, 0.4, 0.2]).view(1, 3, 1, 1)
+    disc = circular_mask(SIZE, 0.95)
+    return (texture * colour * disc) * 2 - 1
+
+
+def test_colour_balance_gives_the_target_chroma_and_keeps_brightness() -> None:
+    from eyescreen.training.filters import balance_colour
+    from eyescreen.training.model import COLOUR_BALANCE_CHROMA
+
+    photo = fundus_like(4)
+    mask = circular_mask(SIZE, 0.9)
+    target = torch.tensor(COLOUR_BALANCE_CHROMA)
+
+    balanced = balance_colour(photo, target, mask, floor=0.05, gain_limit=4.0)
+
+    inside = mask[0, 0].bool()
+    before = (photo[0] * 0.5 + 0.5)[:, inside].mean(dim=1)
+    after = (balanced[0] * 0.5 + 0.5)[:, inside].mean(dim=1)
+    assert (after / after.log().mean().exp()).tolist() == pytest.approx(target.tolist(), rel=0.02)
+    assert after.log().mean().item() == pytest.approx(before.log().mean().item(), abs=0.02)
+    # The black surround stays black.
+    assert balanced[0, :, 0, 0].tolist() == [-1.0, -1.0, -1.0]
+
+
+def test_colour_balance_removes_a_colour_cast() -> None:
+    photo = fundus_like(5)
+    # Close to the camera-shift test's cool cast (red x0.88, blue x1.12), with gains that multiply to 1.
+    cool = ((photo * 0.5 + 0.5) * torch.tensor([0.88, 1.0, 1 / 0.88]).view(1, 3, 1, 1)).clamp(0, 1) * 2 - 1
+    differences = {}
+    for colour_balance in (False, True):
+        model = build_model(TrainConfig(image_size=SIZE, colour_balance=colour_balance)).eval()
+        with torch.no_grad():
+            differences[colour_balance] = (model(photo) - model(cool)).abs().max().item()
+
+    assert differences[True] < 0.05 * differences[False]
+
+
+def test_colour_balance_model_exports_to_onnx(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from eyescreen.training.export import check_onnx_matches, export_onnx
+
+    model = build_model(TrainConfig(image_size=SIZE, colour_balance=True)).eval()
+    export_onnx(model, tmp_path / "model.onnx", image_size=SIZE)
+    photos = ((fundus_like(6).repeat(2, 1, 1, 1) * 0.5 + 0.5) * 255).permute(0, 2, 3, 1).round().to(torch.uint8).numpy()
+    photos[1] = photos[1] // 2  # a darker photo as well
+
+    assert check_onnx_matches(model, tmp_path / "model.onnx", photos) < 1e-4
+
+
+def test_old_config_loads_without_colour_balance() -> None:
+    assert TrainConfig.from_dict({"image_size": 256}).colour_balance is False

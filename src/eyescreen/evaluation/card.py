@@ -81,6 +81,7 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- Preprocessing: {card.get('preprocessing')}",
         f"- Field-of-view mask: {_describe_mask(card.get('field_of_view_mask_radius', 0.0))}",
         f"- Local contrast: {'the network subtracts a Gaussian-blurred copy of its input (Graham)' if card.get('local_contrast') else 'none'}",
+        f"- Colour balance: {'the network scales each channel to a fixed mean colour inside the field of view' if card.get('colour_balance') else 'none'}",
         f"- Test-time passes, logits averaged: {', '.join(card.get('test_time_augmentation', ['original']))}",
         *_describe_training(card.get("training_config")),
         f"- Training took {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}; exported {card.get('exported_at')}",

@@ -25,6 +25,8 @@ class TrainConfig:
     fov_mask_radius: float = 0.9
     # Subtract a blurred copy of the input inside the network (Graham's method). See FundusNet.
     local_contrast: bool = False
+    # Scale each photo's channels to a fixed mean colour inside the network. See FundusNet.
+    colour_balance: bool = False
     # Side in pixels of a second branch's input: a close-up of the optic disc (0 = no branch).
     # See DiscViewNet.
     disc_crop_size: int = 0

@@ -45,3 +45,30 @@ def separable_blur(images: torch.Tensor, rows: torch.Tensor, columns: torch.Tens
     channels = rows.shape[0]
     blurred = torch.nn.functional.conv2d(images, rows, padding=(0, half), groups=channels)
     return torch.nn.functional.conv2d(blurred, columns, padding=(half, 0), groups=channels)
+
+
+def balance_colour(
+    images: torch.Tensor, target_chroma: torch.Tensor, mask: torch.Tensor | None, *, floor: float, gain_limit: float
+) -> torch.Tensor:
+    """Scale each channel of (N, 3, H, W) images, scaled to [-1, 1], so their mean colour has target_chroma.
+
+    The means are taken over the fundus: pixels inside mask (when given) whose brightest channel
+    is above floor (on the 0 to 1 scale), which leaves out the black surround. target_chroma
+    holds the R, G and B means divided by their geometric mean, and that geometric mean, the
+    photo's brightness, stays as it was. A colour cast whose channel gains multiply to 1, as a
+    different white balance gives, therefore leaves the result unchanged up to clipping. Gains are
+    limited to [1 / gain_limit, gain_limit].
+    """
+    unit = images * 0.5 + 0.5
+    fundus = (unit.amax(dim=1, keepdim=True) > floor).to(images.dtype)
+    if mask is not None:
+        fundus = fundus * mask
+
+    area = fundus.sum(dim=(2, 3)).clamp_min(1.0)
+    means = (unit * fundus).sum(dim=(2, 3)) / area
+    means = means.clamp_min(1e-3)
+    brightness = torch.exp(torch.log(means).mean(dim=1, keepdim=True))
+    gains = (target_chroma.view(1, -1) * brightness / means).clamp(1.0 / gain_limit, gain_limit)
+
+    balanced = (unit * gains[:, :, None, None]).clamp(0.0, 1.0)
+    return balanced * 2.0 - 1.0

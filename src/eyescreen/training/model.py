@@ -9,13 +9,21 @@ from efficientnet_lite_pytorch import EfficientNet
 
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
-from eyescreen.training.filters import blur_kernels, circular_mask, fill_outside, separable_blur
+from eyescreen.training.filters import balance_colour, blur_kernels, circular_mask, fill_outside, separable_blur
 from eyescreen.training.optic_disc import DiscCrop
 
 # Local contrast: input minus its Gaussian blur (sigma = side / LOCAL_CONTRAST_DIVISOR), times
 # LOCAL_CONTRAST_GAIN.
 LOCAL_CONTRAST_DIVISOR = 60
 LOCAL_CONTRAST_GAIN = 4.0
+
+# Colour balance: the typical colour of the fundus in fundus4's 2,521 photos at 256 px. Each
+# photo's R, G and B means (over its pixels inside the mask and brighter than
+# COLOUR_BALANCE_FLOOR in its brightest channel) are divided by their geometric mean, and the
+# photos' results are combined by geometric mean.
+COLOUR_BALANCE_CHROMA = (1.718, 1.075, 0.542)
+COLOUR_BALANCE_FLOOR = 0.05
+COLOUR_BALANCE_GAIN_LIMIT = 4.0
 
 # Architecture name -> (weight package, class in it that returns the .pth path).
 WEIGHT_PACKAGES: dict[str, tuple[str, str]] = {
@@ -65,7 +73,26 @@ class FundusNet(EfficientNet):  # type: ignore[misc]
         self.register_buffer("_blur_rows", rows, persistent=False)
         self.register_buffer("_blur_columns", columns, persistent=False)
 
+    def set_colour_balance(self, enabled: bool) -> None:
+        """Give every photo the same mean colour before anything else, which removes colour casts.
+
+        Each channel is scaled so that the photo's mean colour inside the field of view matches
+        COLOUR_BALANCE_CHROMA, keeping its brightness: a camera's white balance or the colour of
+        its flash stops being visible to the network. See filters.balance_colour.
+        """
+        chroma = torch.tensor(COLOUR_BALANCE_CHROMA, dtype=torch.float32) if enabled else None
+        self.register_buffer("_colour_chroma", chroma, persistent=False)
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        chroma = getattr(self, "_colour_chroma", None)
+        if chroma is not None:
+            inputs = balance_colour(
+                inputs,
+                chroma,
+                getattr(self, "_fov_mask", None),
+                floor=COLOUR_BALANCE_FLOOR,
+                gain_limit=COLOUR_BALANCE_GAIN_LIMIT,
+            )
         rows = getattr(self, "_blur_rows", None)
         columns = getattr(self, "_blur_columns", None)
         if rows is not None and columns is not None:
@@ -131,8 +158,10 @@ def _pooled_features(backbone: EfficientNet, images: torch.Tensor) -> torch.Tens
 def build_model(config: TrainConfig, *, pretrained: bool = True) -> torch.nn.Module:
     """Build the classifier with a fresh 4-class head; ReLU6 activations are kept as trained."""
     if config.disc_crop_size:
-        if config.local_contrast:
-            raise ValueError("the optic-disc branch does not support local contrast. Turn one of them off")
+        if config.local_contrast or config.colour_balance:
+            raise ValueError(
+                "the optic-disc branch supports neither local contrast nor colour balance. Turn those off or drop the branch"
+            )
         whole = _backbone(config, config.whole_image_size or config.image_size, pretrained=pretrained)
         disc = _backbone(config, config.disc_crop_size, pretrained=pretrained)
         model: torch.nn.Module = DiscViewNet(whole, disc, config)
@@ -140,6 +169,7 @@ def build_model(config: TrainConfig, *, pretrained: bool = True) -> torch.nn.Mod
         fundus_net = _backbone(config, config.image_size, pretrained=pretrained)
         fundus_net.set_field_of_view_mask(config.image_size, config.fov_mask_radius)
         fundus_net.set_local_contrast(config.image_size, config.local_contrast)
+        fundus_net.set_colour_balance(config.colour_balance)
         model = fundus_net
 
     for module in frozen_modules(model, config.frozen_blocks):

@@ -100,6 +100,7 @@ def run_training(
         "preprocessing": "crop to the circular field of view, pad with black to a square, bilinear resize",
         "field_of_view_mask_radius": config.fov_mask_radius,
         "local_contrast": config.local_contrast,
+        "colour_balance": config.colour_balance,
         "optic_disc_crop": {"size": config.disc_crop_size, "fraction": config.disc_crop_fraction} if config.disc_crop_size else None,
         "test_time_augmentation": prediction_passes(config),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -157,7 +157,7 @@ def fundus_like(seed: int) -> torch.Tensor:
     return (texture * colour * disc) * 2 - 1
 
 
-def test_colour_balance_gives_the_target_chroma_and_keeps_brightness() -> None:
+def test_colour_balance_sets_chroma_keeps_brightness() -> None:
     from eyescreen.training.filters import balance_colour
     from eyescreen.training.model import COLOUR_BALANCE_CHROMA
 

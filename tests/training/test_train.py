@@ -172,7 +172,7 @@ def test_source_holdout_tests_only_the_held_out_source(small_manifest: Path, tmp
     assert again["holdouts"] == summary["holdouts"]
 
 
-def test_source_holdout_can_run_one_source_at_a_time(small_manifest: Path, tmp_path: Path) -> None:
+def test_source_holdout_runs_one_source(small_manifest: Path, tmp_path: Path) -> None:
     config = small_config(epochs=1, val_fraction=0.0)
 
     first = run_source_holdout(small_manifest, tmp_path, config, cache_dir=tmp_path / "cache", only_sources=["odir"])

@@ -58,8 +58,8 @@ def run_source_holdout(
     """Train one model per held-out source and write holdout.json and report.md to out_dir.
 
     A source whose result.json exists is skipped, so an interrupted run resumes. With
-    only_sources, only those sources are trained; the report lists every source already done,
-    so that processes holding out different sources can share out_dir and a last run without
+    only_sources, only those sources are trained. The report lists every source already done, so
+    processes that hold out different sources can share out_dir, and a last run without
     only_sources completes the report.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def run_source_holdout(
             results.append(json.loads(result_path.read_text(encoding="utf-8")))
             continue
         if only_sources is not None and source not in only_sources:
-            logger.info("holding out %s: not asked for in this run, skipping", source)
+            logger.info("holding out %s: not requested in this run, skipping", source)
             continue
 
         train_rows, test_rows = holdout_rows(samples, source, held_labels)

@@ -40,6 +40,13 @@ def test_card_describes_mask_and_passes() -> None:
     assert "outside 90% of the field of view's radius" in text
     assert "Test-time passes, logits averaged: original, horizontal_flip" in text
     assert "Local contrast: none" in text
+    assert "Colour balance: none" in text
+
+
+def test_card_describes_colour_balance() -> None:
+    text = render_model_card({"name": "m", "version": "1", "colour_balance": True})
+
+    assert "- Colour balance: the network scales each channel to a fixed mean colour inside the field of view" in text
 
 
 def test_card_describes_training_recipe() -> None:

@@ -111,6 +111,13 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
         help="add Gaussian noise to half of the training photos, with a standard deviation drawn "
         "up to this many grey levels (default 8; 0 turns it off)",
     )
+    parser.add_argument(
+        "--channel-gain",
+        type=float,
+        default=0.0,
+        help="multiply R, G and B of half of the training photos by factors drawn from "
+        "1 - GAIN to 1 + GAIN, as other white balances would (default 0: off)",
+    )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument(
         "--colour-balance", action="store_true", help="give each photo the same mean colour inside the network (removes colour casts)"
@@ -164,6 +171,7 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         camera_jitter=arguments.camera_jitter,
         amplitude_mix=arguments.amplitude_mix,
         sensor_noise=arguments.sensor_noise,
+        channel_gain=arguments.channel_gain,
         disc_crop_size=arguments.disc_crop_size,
         disc_crop_fraction=arguments.disc_crop_fraction,
         whole_image_size=arguments.whole_image_size,

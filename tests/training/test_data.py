@@ -115,3 +115,25 @@ def test_no_sensor_noise_keeps_flat_photos_flat() -> None:
 def test_sensor_noise_refuses_a_negative_deviation() -> None:
     with pytest.raises(ValueError, match="-1"):
         training_augmentation(sensor_noise=-1.0)
+
+
+def test_channel_gain_tints_about_half_the_photos() -> None:
+    grey = np.full((64, 64, 3), 128, dtype=np.uint8)
+    augment = training_augmentation(seed=4, channel_gain=0.15)
+
+    # The other changes keep grey grey, so only the gains make the channel means differ. The
+    # spread is relative to the brightest channel, which brightness and gamma changes also move.
+    tints = []
+    for _ in range(40):
+        means = augment(image=grey)["image"][24:40, 24:40].reshape(-1, 3).mean(axis=0)
+        tints.append(float((means.max() - means.min()) / means.max()))
+
+    tinted = [tint for tint in tints if tint > 0.01]
+    assert 8 <= len(tinted) <= 32
+    # Gains between 0.85 and 1.15 differ by at most 0.3 / 1.15 of the largest.
+    assert max(tints) <= 0.3 / 1.15 + 0.02
+
+
+def test_channel_gain_rejects_one_or_more() -> None:
+    with pytest.raises(ValueError, match="channel_gain must be at least 0 and below 1, got 1.0"):
+        training_augmentation(channel_gain=1.0)

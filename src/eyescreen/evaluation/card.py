@@ -170,6 +170,8 @@ def _describe_training(config: dict[str, Any] | None) -> list[str]:
         changes.append("wider camera changes (colour shift, downscaling, sharpening, noise)")
     if config.get("amplitude_mix"):
         changes.append(f"Fourier amplitude mix with another photo on {config['amplitude_mix']:.0%} of photos")
+    if config.get("channel_gain"):
+        changes.append(f"per-channel colour gains up to {config['channel_gain']:.0%} on half of the photos")
     if config.get("sensor_noise"):
         changes.append(f"sensor noise up to {config['sensor_noise']:g} grey levels on half of the photos")
     return [schedule, f"- Training augmentation: {', '.join(changes)}"]

@@ -52,6 +52,8 @@ class TrainConfig:
     amplitude_mix: float = 0.0
     # Largest standard deviation, in grey levels, of the noise added to half of the training photos.
     sensor_noise: float = 8.0
+    # Largest change of each channel's gain on half of the training photos (0.15: x0.85 to x1.15).
+    channel_gain: float = 0.0
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True
 

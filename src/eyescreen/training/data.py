@@ -59,17 +59,26 @@ def load_preprocessed(samples: Sequence[Sample], size: int, cache_dir: Path | No
     return images
 
 
-def training_augmentation(*, seed: int | None = None, camera_jitter: bool = False, sensor_noise: float = 0.0) -> A.Compose:
+def training_augmentation(
+    *, seed: int | None = None, camera_jitter: bool = False, sensor_noise: float = 0.0, channel_gain: float = 0.0
+) -> A.Compose:
     """Random changes a fundus photo can undergo between cameras, clinics and eyes.
 
     camera_jitter widens the colour, contrast, sharpness and compression changes, so that the
     look of one camera stops being a reliable sign of a class. sensor_noise above 0 adds
     Gaussian noise to half of the photos, with a standard deviation drawn up to that many grey
-    levels, as noisier sensors would.
+    levels, as noisier sensors would. channel_gain above 0 multiplies each of R, G and B of half
+    of the photos by its own factor drawn from [1 - channel_gain, 1 + channel_gain], as another
+    white balance or flash colour would.
     """
     if sensor_noise < 0:
         raise ValueError(f"sensor_noise must be a standard deviation of 0 or more grey levels, got {sensor_noise}")
     noise = [A.GaussNoise(std_range=(0.0, sensor_noise / 255.0), p=0.5)] if sensor_noise > 0 else []
+    if not 0.0 <= channel_gain < 1.0:
+        raise ValueError(f"channel_gain must be at least 0 and below 1, got {channel_gain}")
+    if channel_gain > 0:
+        gains = [A.MultiplicativeNoise(multiplier=(1.0 - channel_gain, 1.0 + channel_gain), per_channel=True, p=0.5)]
+        noise = gains + noise
 
     if not camera_jitter:
         return A.Compose(

@@ -119,7 +119,10 @@ def train(
         transform = None
         if config.augment:
             transform = training_augmentation(
-                seed=epoch_seed, camera_jitter=config.camera_jitter, sensor_noise=config.sensor_noise
+                seed=epoch_seed,
+                camera_jitter=config.camera_jitter,
+                sensor_noise=config.sensor_noise,
+                channel_gain=config.channel_gain,
             )
         loader = DataLoader(
             FundusDataset(

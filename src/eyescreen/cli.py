@@ -115,6 +115,7 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
         "--channel-gain",
         type=float,
         default=0.0,
+        metavar="GAIN",
         help="multiply R, G and B of half of the training photos by factors drawn from "
         "1 - GAIN to 1 + GAIN, as other white balances would (default 0: off)",
     )

@@ -85,15 +85,18 @@ def test_holdout_rows_drop_held_out_patients() -> None:
     assert train_rows.tolist() == [2, 3, 4]
 
 
+def output_change(photo: torch.Tensor, changed: torch.Tensor, **options: bool) -> float:
+    """Return the largest logit difference between two inputs for a pretrained model built with options."""
+    model = build_model(TrainConfig(image_size=SIZE, **options)).eval()
+    with torch.no_grad():
+        return (model(photo) - model(changed)).abs().max().item()
+
+
 def test_local_contrast_removes_a_colour_cast() -> None:
     generator = torch.Generator().manual_seed(1)
     photo = torch.rand(1, 3, SIZE, SIZE, generator=generator) - 0.5
     cast = photo + torch.tensor([0.3, 0.0, -0.2]).view(1, 3, 1, 1)
-    differences = {}
-    for local_contrast in (False, True):
-        model = build_model(TrainConfig(image_size=SIZE, local_contrast=local_contrast)).eval()
-        with torch.no_grad():
-            differences[local_contrast] = (model(photo) - model(cast)).abs().max().item()
+    differences = {enabled: output_change(photo, cast, local_contrast=enabled) for enabled in (False, True)}
 
     # Only the few pixels whose blur reaches past the image edge still see the cast.
     assert differences[True] < 0.1 * differences[False]
@@ -180,11 +183,7 @@ def test_colour_balance_removes_a_colour_cast() -> None:
     photo = fundus_like(5)
     # Close to the camera-shift test's cool cast (red x0.88, blue x1.12), with gains that multiply to 1.
     cool = ((photo * 0.5 + 0.5) * torch.tensor([0.88, 1.0, 1 / 0.88]).view(1, 3, 1, 1)).clamp(0, 1) * 2 - 1
-    differences = {}
-    for colour_balance in (False, True):
-        model = build_model(TrainConfig(image_size=SIZE, colour_balance=colour_balance)).eval()
-        with torch.no_grad():
-            differences[colour_balance] = (model(photo) - model(cool)).abs().max().item()
+    differences = {enabled: output_change(photo, cool, colour_balance=enabled) for enabled in (False, True)}
 
     assert differences[True] < 0.05 * differences[False]
 

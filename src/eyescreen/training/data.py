@@ -73,12 +73,15 @@ def training_augmentation(
     """
     if sensor_noise < 0:
         raise ValueError(f"sensor_noise must be a standard deviation of 0 or more grey levels, got {sensor_noise}")
-    noise = [A.GaussNoise(std_range=(0.0, sensor_noise / 255.0), p=0.5)] if sensor_noise > 0 else []
     if not 0.0 <= channel_gain < 1.0:
         raise ValueError(f"channel_gain must be at least 0 and below 1, got {channel_gain}")
+
+    # Colour gains and sensor noise come last in both variants, gains before noise.
+    optional: list[A.BasicTransform] = []
     if channel_gain > 0:
-        gains = [A.MultiplicativeNoise(multiplier=(1.0 - channel_gain, 1.0 + channel_gain), per_channel=True, p=0.5)]
-        noise = gains + noise
+        optional.append(A.MultiplicativeNoise(multiplier=(1.0 - channel_gain, 1.0 + channel_gain), per_channel=True, p=0.5))
+    if sensor_noise > 0:
+        optional.append(A.GaussNoise(std_range=(0.0, sensor_noise / 255.0), p=0.5))
 
     if not camera_jitter:
         return A.Compose(
@@ -89,7 +92,7 @@ def training_augmentation(
                 A.RandomGamma(gamma_limit=(80, 125), p=0.5),
                 A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=0, p=0.5),
                 A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ImageCompression(quality_range=(50, 95))], p=0.3),
-                *noise,
+                *optional,
             ],
             seed=seed,
         )
@@ -111,7 +114,7 @@ def training_augmentation(
             ),
             A.GaussNoise(std_range=(0.01, 0.04), p=0.3),
             A.ImageCompression(quality_range=(30, 95), p=0.5),
-            *noise,
+            *optional,
         ],
         seed=seed,
     )

@@ -55,9 +55,9 @@ def balance_colour(
     The means are taken over the fundus: pixels inside mask (when given) whose brightest channel
     is above floor (on the 0 to 1 scale), which leaves out the black surround. target_chroma
     contains the R, G and B means divided by their geometric mean. The photo's own geometric mean
-    of the channel means, its brightness, stays as it was. A colour cast whose channel gains multiply to 1, as a
-    different white balance gives, therefore leaves the result unchanged up to clipping. Gains are
-    limited to [1 / gain_limit, gain_limit].
+    of the channel means, its brightness, stays as it was. A colour cast whose channel gains
+    multiply to 1, as a different white balance gives, therefore leaves the result unchanged up
+    to clipping. Gains are limited to [1 / gain_limit, gain_limit].
     """
     unit = images * 0.5 + 0.5
     fundus = (unit.amax(dim=1, keepdim=True) > floor).to(images.dtype)

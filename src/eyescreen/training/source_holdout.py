@@ -68,14 +68,16 @@ def run_source_holdout(
     if not shared:
         raise ValueError(f"no class in {data_dir} has photos from more than one source; nothing to hold out")
 
-    images = load_preprocessed(samples, config.image_size, cache_dir)
-    labels = np.array([sample.label for sample in samples])
     all_sources = sorted({source for found in shared.values() for source in found})
     unknown = sorted(set(only_sources or []) - set(all_sources))
     if unknown:
         raise ValueError(
-            f"cannot hold out {', '.join(unknown)}: the sources that share a class in {data_dir} are {', '.join(all_sources)}"
+            f"cannot hold out {', '.join(unknown)}: the sources that share a class in {data_dir} are {', '.join(all_sources)}. "
+            "Choose from those"
         )
+
+    images = load_preprocessed(samples, config.image_size, cache_dir)
+    labels = np.array([sample.label for sample in samples])
 
     results = []
     for source in all_sources:

@@ -119,6 +119,14 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
         help="multiply R, G and B of half of the training photos by factors drawn from "
         "1 - GAIN to 1 + GAIN, as other white balances would (default 0: off)",
     )
+    parser.add_argument(
+        "--jpeg-quality",
+        type=int,
+        default=0,
+        metavar="QUALITY",
+        help="recompress half of the training photos as JPEG at a quality drawn from QUALITY to 95 "
+        "(default 0: off)",
+    )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument(
         "--colour-balance", action="store_true", help="give each photo the same mean colour inside the network (removes colour casts)"
@@ -173,6 +181,7 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
         amplitude_mix=arguments.amplitude_mix,
         sensor_noise=arguments.sensor_noise,
         channel_gain=arguments.channel_gain,
+        jpeg_quality=arguments.jpeg_quality,
         disc_crop_size=arguments.disc_crop_size,
         disc_crop_fraction=arguments.disc_crop_fraction,
         whole_image_size=arguments.whole_image_size,

@@ -60,6 +60,7 @@ def test_card_describes_training_recipe() -> None:
         "augment": True,
         "sensor_noise": 8.0,
         "amplitude_mix": 0.0,
+        "jpeg_quality": 30,
     }
 
     text = render_model_card({"name": "m", "version": "1", "training_config": config})
@@ -67,6 +68,7 @@ def test_card_describes_training_recipe() -> None:
     assert "- Training: 12 epochs of AdamW at learning rate 0.001, batch 32" in text
     assert "class-weighted cross-entropy with label smoothing 0.1" in text
     assert "sensor noise up to 8 grey levels on half of the photos" in text
+    assert "JPEG recompression at quality 30 to 95 on half of the photos" in text
     assert "amplitude mix" not in text
 
 

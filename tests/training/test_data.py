@@ -137,3 +137,24 @@ def test_channel_gain_tints_about_half_the_photos() -> None:
 def test_channel_gain_rejects_one_or_more() -> None:
     with pytest.raises(ValueError, match="channel_gain must be at least 0 and below 1, got 1.0"):
         training_augmentation(channel_gain=1.0)
+
+
+def test_jpeg_quality_recompresses_about_half(retina: np.ndarray) -> None:
+    # Built with the same seed, both pipelines draw the same earlier changes, so a photo differs
+    # only where the last step, JPEG recompression, ran.
+    changed = []
+    for seed in range(40):
+        plain = training_augmentation(seed=seed)(image=retina)["image"]
+        recompressed = training_augmentation(seed=seed, jpeg_quality=30)(image=retina)["image"]
+        changed.append(float(np.abs(plain.astype(np.int16) - recompressed).mean()))
+
+    recompressed_count = sum(difference > 0 for difference in changed)
+    assert 8 <= recompressed_count <= 32
+    # Quality 95 and below always moves pixels of a photo with vessels and a disc.
+    assert all(difference > 0.1 for difference in changed if difference > 0)
+
+
+@pytest.mark.parametrize("quality", [-1, 96])
+def test_jpeg_quality_rejects_out_of_range(quality: int) -> None:
+    with pytest.raises(ValueError, match=f"jpeg_quality must be 0 \\(off\\) or a JPEG quality up to 95, got {quality}"):
+        training_augmentation(jpeg_quality=quality)

@@ -174,6 +174,8 @@ def _describe_training(config: dict[str, Any] | None) -> list[str]:
         changes.append(f"per-channel colour gains up to {config['channel_gain']:.0%} on half of the photos")
     if config.get("sensor_noise"):
         changes.append(f"sensor noise up to {config['sensor_noise']:g} grey levels on half of the photos")
+    if config.get("jpeg_quality"):
+        changes.append(f"JPEG recompression at quality {config['jpeg_quality']} to 95 on half of the photos")
     return [schedule, f"- Training augmentation: {', '.join(changes)}"]
 
 

@@ -24,6 +24,8 @@ PREPROCESS_VERSION = 1
 # Above about half of another photo's amplitude, a mixed photo shows ghost streaks and a
 # blotchy texture that no camera makes.
 AMPLITUDE_MIX_MAX_WEIGHT = 0.5
+# Highest quality that the JPEG recompression augmentation draws.
+JPEG_MAX_QUALITY = 95
 
 
 def default_cache_dir() -> Path:
@@ -60,7 +62,12 @@ def load_preprocessed(samples: Sequence[Sample], size: int, cache_dir: Path | No
 
 
 def training_augmentation(
-    *, seed: int | None = None, camera_jitter: bool = False, sensor_noise: float = 0.0, channel_gain: float = 0.0
+    *,
+    seed: int | None = None,
+    camera_jitter: bool = False,
+    sensor_noise: float = 0.0,
+    channel_gain: float = 0.0,
+    jpeg_quality: int = 0,
 ) -> A.Compose:
     """Random changes a fundus photo can undergo between cameras, clinics and eyes.
 
@@ -69,19 +76,24 @@ def training_augmentation(
     Gaussian noise to half of the photos, with a standard deviation drawn up to that many grey
     levels, as noisier sensors would. channel_gain above 0 multiplies each of R, G and B of half
     of the photos by its own factor drawn from [1 - channel_gain, 1 + channel_gain], as another
-    white balance or flash colour would.
+    white balance or flash colour would. jpeg_quality above 0 recompresses half of the photos as
+    JPEG at a quality drawn from jpeg_quality to 95, after the noise, as a camera's encoder would.
     """
     if sensor_noise < 0:
         raise ValueError(f"sensor_noise must be a standard deviation of 0 or more grey levels, got {sensor_noise}")
     if not 0.0 <= channel_gain < 1.0:
         raise ValueError(f"channel_gain must be at least 0 and below 1, got {channel_gain}")
+    if not 0 <= jpeg_quality <= JPEG_MAX_QUALITY:
+        raise ValueError(f"jpeg_quality must be 0 (off) or a JPEG quality up to {JPEG_MAX_QUALITY}, got {jpeg_quality}")
 
-    # Colour gains and sensor noise come last in both variants, gains before noise.
+    # Colour gains, sensor noise and JPEG recompression come last in both variants, in that order.
     optional: list[A.BasicTransform] = []
     if channel_gain > 0:
         optional.append(A.MultiplicativeNoise(multiplier=(1.0 - channel_gain, 1.0 + channel_gain), per_channel=True, p=0.5))
     if sensor_noise > 0:
         optional.append(A.GaussNoise(std_range=(0.0, sensor_noise / 255.0), p=0.5))
+    if jpeg_quality > 0:
+        optional.append(A.ImageCompression(quality_range=(jpeg_quality, JPEG_MAX_QUALITY), p=0.5))
 
     if not camera_jitter:
         return A.Compose(

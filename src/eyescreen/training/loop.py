@@ -123,6 +123,7 @@ def train(
                 camera_jitter=config.camera_jitter,
                 sensor_noise=config.sensor_noise,
                 channel_gain=config.channel_gain,
+                jpeg_quality=config.jpeg_quality,
             )
         loader = DataLoader(
             FundusDataset(

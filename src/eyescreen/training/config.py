@@ -54,7 +54,7 @@ class TrainConfig:
     sensor_noise: float = 8.0
     # Largest change of each channel's gain on half of the training photos (0.15: x0.85 to x1.15).
     channel_gain: float = 0.0
-    # Lowest JPEG quality of the recompression applied to half of the training photos; 0 is off.
+    # Lowest JPEG quality of the recompression of half of the training photos (0: no recompression).
     jpeg_quality: int = 0
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True

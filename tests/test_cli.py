@@ -144,3 +144,23 @@ def test_training_options_reach_the_config(tmp_path: Path) -> None:
     assert config.jpeg_quality == 30
     assert config.camera_jitter is False
     assert config.fov_mask_radius == 0.9
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--jpeg-quality", "100", "jpeg_quality must be 0 (off) or a JPEG quality up to 95, got 100"),
+        ("--channel-gain", "1.5", "channel_gain must be at least 0 and below 1, got 1.5"),
+    ],
+)
+def test_invalid_augmentation_option_fails_early(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    pytest.importorskip("torch", reason='training needs the [train] extra: pip install -e ".[train]" torch==2.13.0')
+
+    # The data folder does not exist, so an error about the option shows that it came first.
+    status = main(["cv", str(tmp_path / "no-data"), "--out", str(tmp_path / "report"), option, value])
+
+    assert status == 2
+    assert capsys.readouterr().err.strip() == f"eyescreen: error: {message}"
+    assert not (tmp_path / "report").exists()

@@ -297,6 +297,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 def _train_or_cv(arguments: argparse.Namespace) -> int:
     try:
         from eyescreen.training.cv import run_cross_validation
+        from eyescreen.training.data import training_augmentation
         from eyescreen.training.run import run_training
         from eyescreen.training.source_holdout import run_source_holdout
     except ImportError as error:
@@ -304,6 +305,13 @@ def _train_or_cv(arguments: argparse.Namespace) -> int:
         return 2
 
     config = _train_config(arguments)
+    # Build the augmentation once so that an invalid option fails now, not after preprocessing.
+    try:
+        training_augmentation(sensor_noise=config.sensor_noise, channel_gain=config.channel_gain, jpeg_quality=config.jpeg_quality)
+    except ValueError as error:
+        print(f"eyescreen: error: {error}", file=sys.stderr)
+        return 2
+
     if arguments.command == "source-holdout":
         run_source_holdout(
             arguments.data_dir, arguments.out, config, cache_dir=arguments.cache_dir, only_sources=arguments.only_sources

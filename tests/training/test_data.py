@@ -150,7 +150,8 @@ def test_jpeg_quality_recompresses_about_half(retina: np.ndarray) -> None:
 
     recompressed_count = sum(difference > 0 for difference in changed)
     assert 8 <= recompressed_count <= 32
-    # Quality 95 and below always moves pixels of a photo with vessels and a disc.
+    # A recompressed photo differs by more than rounding, because quality 95 or below changes
+    # many pixels of a photo with vessels and a disc.
     assert all(difference > 0.1 for difference in changed if difference > 0)
 
 

@@ -164,3 +164,15 @@ def test_invalid_augmentation_option_fails_early(
     assert status == 2
     assert capsys.readouterr().err.strip() == f"eyescreen: error: {message}"
     assert not (tmp_path / "report").exists()
+
+
+def test_source_holdout_unknown_source_fails_with_message(fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch", reason='training needs the [train] extra: pip install -e ".[train]" torch==2.13.0')
+
+    status = main(["source-holdout", str(fundus4_dir), "--out", str(tmp_path / "report"), "--source", "messidor"])
+
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("eyescreen: error: cannot hold out messidor:")
+    assert "cataractdataset, odir" in error
+    assert "Traceback" not in error

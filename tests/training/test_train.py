@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason='training tests need the [train] extra: pip install -e ".[train]" torch==2.13.0')
 
+from eyescreen.errors import DatasetError  # noqa: E402
 from eyescreen.inference.session import ModelSession  # noqa: E402
 from eyescreen.labels import CLASSES  # noqa: E402
 from eyescreen.training.config import TrainConfig  # noqa: E402
@@ -188,7 +189,7 @@ def test_source_holdout_runs_one_source(small_manifest: Path, tmp_path: Path) ->
 
 
 def test_source_holdout_names_an_unknown_source(small_manifest: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cannot hold out messidor: the sources that share a class .* are cataractdataset, odir"):
+    with pytest.raises(DatasetError, match="cannot hold out messidor: the sources that share a class .* are cataractdataset, odir"):
         run_source_holdout(
             small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), cache_dir=tmp_path / "cache", only_sources=["messidor"]
         )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from eyescreen.dataset import Sample, load_samples
+from eyescreen.errors import DatasetError
 from eyescreen.evaluation.card import json_safe
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
@@ -66,12 +67,12 @@ def run_source_holdout(
     samples = load_samples(data_dir)
     shared = shared_classes(samples)
     if not shared:
-        raise ValueError(f"no class in {data_dir} has photos from more than one source; nothing to hold out")
+        raise DatasetError(f"no class in {data_dir} has photos from more than one source; nothing to hold out")
 
     all_sources = sorted({source for found in shared.values() for source in found})
     unknown = sorted(set(only_sources or []) - set(all_sources))
     if unknown:
-        raise ValueError(
+        raise DatasetError(
             f"cannot hold out {', '.join(unknown)}: the sources that share a class in {data_dir} are {', '.join(all_sources)}. "
             "Choose from those"
         )

@@ -135,15 +135,27 @@ def test_training_options_reach_the_config(tmp_path: Path) -> None:
     from eyescreen.cli import _train_config, build_parser
 
     arguments = build_parser().parse_args(
-        ["cv", str(tmp_path), "--out", str(tmp_path / "report"), "--amplitude-mix", "0.5", "--sensor-noise", "6", "--channel-gain", "0.2", "--jpeg-quality", "30", "--disc-crop-size", "128", "--epochs", "3"]
+        ["cv", str(tmp_path), "--out", str(tmp_path / "report"), "--amplitude-mix", "0.5", "--sensor-noise", "6", "--channel-gain", "0.2", "--jpeg-quality", "40", "--disc-crop-size", "128", "--epochs", "3"]
     )
     config = _train_config(arguments)
 
     assert (config.amplitude_mix, config.sensor_noise, config.disc_crop_size, config.epochs) == (0.5, 6.0, 128, 3)
     assert config.channel_gain == 0.2
-    assert config.jpeg_quality == 30
+    assert config.jpeg_quality == 40
     assert config.camera_jitter is False
     assert config.fov_mask_radius == 0.9
+
+
+def test_training_defaults_match_the_config(tmp_path: Path) -> None:
+    from eyescreen.cli import _train_config, build_parser
+    from eyescreen.training.config import TrainConfig
+
+    arguments = build_parser().parse_args(["cv", str(tmp_path), "--out", str(tmp_path / "report")])
+    config = _train_config(arguments)
+
+    assert config.sensor_noise == TrainConfig().sensor_noise
+    assert config.channel_gain == TrainConfig().channel_gain
+    assert config.jpeg_quality == TrainConfig().jpeg_quality
 
 
 @pytest.mark.parametrize(

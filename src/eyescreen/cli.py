@@ -114,18 +114,18 @@ def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: floa
     parser.add_argument(
         "--channel-gain",
         type=float,
-        default=0.0,
+        default=0.15,
         metavar="GAIN",
         help="multiply R, G and B of half of the training photos by factors drawn from "
-        "1 - GAIN to 1 + GAIN, as other white balances would (default 0: off)",
+        "1 - GAIN to 1 + GAIN, as other white balances would (default 0.15; 0 turns it off)",
     )
     parser.add_argument(
         "--jpeg-quality",
         type=int,
-        default=0,
+        default=30,
         metavar="QUALITY",
         help="recompress half of the training photos as JPEG at a quality drawn from QUALITY to 95 "
-        "(default 0: off)",
+        "(default 30; 0 turns it off)",
     )
     parser.add_argument("--local-contrast", action="store_true", help="subtract a blurred copy of each photo inside the network")
     parser.add_argument(

@@ -64,6 +64,15 @@ def test_old_config_loads_without_sensor_noise() -> None:
     assert TrainConfig().sensor_noise == 8.0
 
 
+def test_old_config_loads_without_gain_or_jpeg() -> None:
+    old = TrainConfig.from_dict({"image_size": 256, "sensor_noise": 8.0})
+
+    assert old.channel_gain == 0.0
+    assert old.jpeg_quality == 0
+    assert TrainConfig().channel_gain == 0.15
+    assert TrainConfig().jpeg_quality == 30
+
+
 def sample(label: int, source: str, patient: str) -> Sample:
     from pathlib import Path
 

@@ -53,9 +53,9 @@ class TrainConfig:
     # Largest standard deviation, in grey levels, of the noise added to half of the training photos.
     sensor_noise: float = 8.0
     # Largest change of each channel's gain on half of the training photos (0.15: x0.85 to x1.15).
-    channel_gain: float = 0.0
+    channel_gain: float = 0.15
     # Lowest JPEG quality of the recompression of half of the training photos (0: no recompression).
-    jpeg_quality: int = 0
+    jpeg_quality: int = 30
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True
 
@@ -71,6 +71,9 @@ class TrainConfig:
         settings.setdefault("test_time_flip", False)
         # Configs saved before sensor noise existed trained without it.
         settings.setdefault("sensor_noise", 0.0)
+        # Configs saved before channel gain and JPEG recompression existed trained without them.
+        settings.setdefault("channel_gain", 0.0)
+        settings.setdefault("jpeg_quality", 0)
         return cls(**settings)
 
     def save(self, path: Path) -> None:

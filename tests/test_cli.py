@@ -146,7 +146,7 @@ def test_training_options_reach_the_config(tmp_path: Path) -> None:
     assert config.fov_mask_radius == 0.9
 
 
-def test_training_defaults_match_the_config(tmp_path: Path) -> None:
+def test_training_defaults_match_config(tmp_path: Path) -> None:
     from eyescreen.cli import _train_config, build_parser
     from eyescreen.training.config import TrainConfig
 
@@ -178,7 +178,7 @@ def test_invalid_augmentation_option_fails_early(
     assert not (tmp_path / "report").exists()
 
 
-def test_source_holdout_unknown_source_fails_with_message(fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_source_holdout_unknown_source_error(fundus4_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch", reason='training needs the [train] extra: pip install -e ".[train]" torch==2.13.0')
 
     status = main(["source-holdout", str(fundus4_dir), "--out", str(tmp_path / "report"), "--source", "messidor"])

@@ -4,7 +4,8 @@ Uses Debian's /usr/bin/chromium through Playwright; `playwright install` is neve
 request that the page makes to a host other than 127.0.0.1 is aborted and recorded, and the
 tests fail if there is any, so the page cannot depend on a CDN.
 
-Set EYESCREEN_SCREENSHOT=1 to save the English result page to docs/screenshot.png.
+Set EYESCREEN_SCREENSHOT=1 to save the English result page to docs/screenshot.png. Without a CJK
+font (Debian's fonts-noto-cjk), the language button's label shows as empty boxes there.
 """
 
 from __future__ import annotations

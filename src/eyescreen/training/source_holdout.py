@@ -67,7 +67,7 @@ def run_source_holdout(
     samples = load_samples(data_dir)
     shared = shared_classes(samples)
     if not shared:
-        raise DatasetError(f"no class in {data_dir} has photos from more than one source; nothing to hold out")
+        raise DatasetError(f"no class in {data_dir} has photos from more than one source, so no source can be held out")
 
     all_sources = sorted({source for found in shared.values() for source in found})
     unknown = sorted(set(only_sources or []) - set(all_sources))

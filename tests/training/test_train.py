@@ -144,6 +144,22 @@ def test_cross_validation_keeps_patients_in_one_fold(small_manifest: Path, tmp_p
     assert all(len(folds) == 1 for folds in fold_of_patient.values())
 
 
+def test_cross_validation_rerun_checks_config(small_manifest: Path, tmp_path: Path) -> None:
+    config = small_config(epochs=1, val_fraction=0.0, threads=1)
+    run_cross_validation(small_manifest, tmp_path, config, folds=2, only_folds=[0], cache_dir=tmp_path / "cache", with_baselines=False)
+
+    # Another thread count gives the same results, so the rerun resumes.
+    run_cross_validation(
+        small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0, threads=2), folds=2, only_folds=[0], cache_dir=tmp_path / "cache", with_baselines=False
+    )
+    assert json.loads((tmp_path / "plan.json").read_text())["config"]["threads"] == 2
+
+    with pytest.raises(DatasetError, match=r"plan.json was written for another configuration \(epochs 1, now 2; jpeg_quality 30, now 0\)"):
+        run_cross_validation(
+            small_manifest, tmp_path, small_config(epochs=2, val_fraction=0.0, jpeg_quality=0), folds=2, only_folds=[0], cache_dir=tmp_path / "cache", with_baselines=False
+        )
+
+
 def test_exported_card_lists_mask_and_test_time_passes(trained_run: tuple[Path, dict]) -> None:
     out, card = trained_run
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from eyescreen.dataset import Sample, load_samples
+from eyescreen.errors import DatasetError
 from eyescreen.evaluation.calibration import (
     apply_temperature,
     choose_threshold,
@@ -139,9 +140,31 @@ def _write_plan(
     plan_path = out_dir / "plan.json"
     if plan_path.is_file():
         previous = json.loads(plan_path.read_text(encoding="utf-8"))
-        if previous["config"] != plan["config"] or previous["folds"] != folds:
-            raise ValueError(f"{plan_path} was written for another configuration; use a new --out folder")
+        differences = _plan_differences(previous, plan)
+        if differences:
+            raise DatasetError(
+                f"{plan_path} was written for another configuration ({'; '.join(differences)}). "
+                "Run with the options of that report, or choose a new --out folder"
+            )
     plan_path.write_text(json.dumps(plan, indent=1) + "\n", encoding="utf-8")
+
+
+def _plan_differences(previous: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+    """List the settings that differ between a saved plan and a new one, as 'name saved, now new'.
+
+    The thread count changes speed, not results, so a rerun may use another one.
+    """
+    differences = []
+    if previous["folds"] != plan["folds"]:
+        differences.append(f"folds {previous['folds']}, now {plan['folds']}")
+    names = sorted(set(previous["config"]) | set(plan["config"]))
+    for name in names:
+        if name == "threads":
+            continue
+        saved, new = previous["config"].get(name), plan["config"].get(name)
+        if saved != new:
+            differences.append(f"{name} {saved}, now {new}")
+    return differences
 
 
 def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, Any] | None:

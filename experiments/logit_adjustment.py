@@ -5,7 +5,8 @@ Usage: .venv/bin/python experiments/logit_adjustment.py REPORT_DIR [--folds 5] [
 For each fold, offsets for cataract, glaucoma and retina_disease (normal stays at 0) are chosen
 on a grid to maximise balanced accuracy on the other folds' out-of-fold predictions, then
 applied to this fold. With --objective lowest-sensitivity they maximise the lowest class
-sensitivity instead, with balanced accuracy breaking ties. Choosing and scoring on the same photos would flatter the result.
+sensitivity instead, with balanced accuracy breaking ties. Choosing and scoring on the same
+photos would flatter the result.
 """
 
 from __future__ import annotations

@@ -160,6 +160,17 @@ def test_cross_validation_rerun_checks_config(small_manifest: Path, tmp_path: Pa
         )
 
 
+def test_old_plan_matches_recipe_without_gain() -> None:
+    from eyescreen.training.cv import _plan_differences
+
+    current = {"folds": 5, "config": small_config(channel_gain=0.0, jpeg_quality=0).to_dict()}
+    old_config = {key: value for key, value in current["config"].items() if key not in ("channel_gain", "jpeg_quality")}
+    old = {"folds": 5, "config": old_config}
+
+    assert _plan_differences(old, current) == []
+    assert _plan_differences(old, {"folds": 5, "config": small_config().to_dict()}) == ["channel_gain 0.0, now 0.15", "jpeg_quality 0, now 30"]
+
+
 def test_exported_card_lists_mask_and_test_time_passes(trained_run: tuple[Path, dict]) -> None:
     out, card = trained_run
 

@@ -152,16 +152,17 @@ def _write_plan(
 def _plan_differences(previous: dict[str, Any], plan: dict[str, Any]) -> list[str]:
     """List the settings that differ between a saved plan and a new one, as 'name saved, now new'.
 
-    The thread count changes speed, not results, so a rerun may use another one.
+    A plan saved before a setting existed gets the value that TrainConfig.from_dict gives old
+    configs. The thread count changes speed, not results, so a rerun may use another one.
     """
     differences = []
     if previous["folds"] != plan["folds"]:
         differences.append(f"folds {previous['folds']}, now {plan['folds']}")
-    names = sorted(set(previous["config"]) | set(plan["config"]))
-    for name in names:
+    saved_config = TrainConfig.from_dict(previous["config"]).to_dict()
+    for name in sorted(plan["config"]):
         if name == "threads":
             continue
-        saved, new = previous["config"].get(name), plan["config"].get(name)
+        saved, new = saved_config.get(name), plan["config"][name]
         if saved != new:
             differences.append(f"{name} {saved}, now {new}")
     return differences

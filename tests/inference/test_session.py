@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def test_predict_same_photo_any_size_close(model: ModelSession) -> None:
 def test_model_dir_without_card_raises(tmp_path: Path) -> None:
     shutil.copyfile(bundled_model_dir() / "model.onnx", tmp_path / "model.onnx")
 
-    with pytest.raises(ModelLoadError, match="model_card.json"):
+    expected = f"model card '{tmp_path / 'model_card.json'}' not found, so '{tmp_path}' is not a model folder"
+    with pytest.raises(ModelLoadError, match=re.escape(expected)):
         ModelSession.from_dir(tmp_path)
 
 

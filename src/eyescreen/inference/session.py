@@ -64,7 +64,10 @@ class ModelSession:
         try:
             card = json.loads(card_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ModelLoadError(f"model card {str(card_path)!r} not found; pass --model or set EYESCREEN_MODEL_DIR to a folder with model.onnx and model_card.json") from None
+            raise ModelLoadError(
+                f"model card {str(card_path)!r} not found, so {str(folder)!r} is not a model folder. "
+                "Point --model or EYESCREEN_MODEL_DIR at a folder that contains model.onnx and model_card.json"
+            ) from None
         except json.JSONDecodeError as error:
             raise ModelLoadError(f"model card {str(card_path)!r} is not valid JSON: {error}") from error
         return cls.from_file(folder / MODEL_FILE, threads=threads, card=card)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,17 @@ def test_predict_json_lists_api_fields(fundus4_dir: Path, capsys: pytest.Capture
     assert set(results[0]["probabilities"]) == set(CLASSES)
     assert set(results[0]["model"]) == {"name", "version"}
     assert set(results[0]["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
+
+
+def test_predict_stderr_has_no_info_lines(fundus4_dir: Path) -> None:
+    # A separate process, because pytest configures logging before main() could.
+    completed = subprocess.run(
+        [sys.executable, "-m", "eyescreen", "predict", str(fundus4_dir / NORMAL_PHOTO)], capture_output=True, text=True, timeout=120
+    )
+
+    assert completed.returncode == 0
+    assert "normal" in completed.stdout
+    assert completed.stderr == ""
 
 
 def test_predict_bad_file_one_error_line(

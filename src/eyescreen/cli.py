@@ -192,7 +192,15 @@ def _train_config(arguments: argparse.Namespace):  # type: ignore[no-untyped-def
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    # predict and evaluate print their results, so only warnings and errors go to stderr.
+    # Training, cross-validation and the server log their progress.
+    quiet = arguments.command in ("predict", "evaluate")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         if arguments.command == "predict":
             return _predict(arguments)

@@ -1,4 +1,4 @@
-"""Command line interface: predict, evaluate, serve, train and cv."""
+"""Command line interface: predict, evaluate, camera-shift, serve, train, cv, source-holdout and ensembles."""
 
 from __future__ import annotations
 
@@ -72,6 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", action="append", dest="only_sources", help="hold out only this source (repeatable); default every source"
     )
     _add_training_options(holdout, val_fraction=0.0)
+
+    ensemble = commands.add_parser(
+        "ensemble", help="merge exported models into one model that averages their logits (needs the [train] extra)"
+    )
+    ensemble.add_argument(
+        "members", nargs="+", type=Path, metavar="MODEL_DIR", help="two or more folders with model.onnx and model_card.json"
+    )
+    ensemble.add_argument("--out", type=Path, required=True, help="folder for the merged model.onnx and its card")
+    ensemble.add_argument("--cv-report", type=Path, help="cv.json from `eyescreen ensemble-cv`, copied into the model card")
+    ensemble.add_argument("--name", default="eyescreen-fundus4", help="model name in the card and the API")
+    ensemble.add_argument("--version", help="model version in the card and the API (default: today's date)")
+
+    ensemble_cv = commands.add_parser(
+        "ensemble-cv",
+        help="cross-validate an ensemble from the out-of-fold predictions of `eyescreen cv` reports (needs the [train] extra)",
+    )
+    ensemble_cv.add_argument(
+        "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen cv` folders with the same folds"
+    )
+    ensemble_cv.add_argument("--out", type=Path, required=True, help="report folder for the ensemble")
     return parser
 
 
@@ -212,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(arguments)
         if arguments.command in ("train", "cv", "source-holdout"):
             return _train_or_cv(arguments)
+        if arguments.command in ("ensemble", "ensemble-cv"):
+            return _ensemble(arguments)
     except EyescreenError as error:
         print(f"eyescreen: error: {error}", file=sys.stderr)
         return 2
@@ -305,20 +327,14 @@ def _serve(arguments: argparse.Namespace) -> int:
 def _train_or_cv(arguments: argparse.Namespace) -> int:
     try:
         from eyescreen.training.cv import run_cross_validation
-        from eyescreen.training.data import training_augmentation
         from eyescreen.training.run import run_training
         from eyescreen.training.source_holdout import run_source_holdout
     except ImportError as error:
         print(f"eyescreen: error: {TRAIN_EXTRA_HINT} ({error})", file=sys.stderr)
         return 2
 
+    # TrainConfig checks its settings, so an invalid option fails here, before preprocessing.
     config = _train_config(arguments)
-    # Build the augmentation once so that an invalid option fails now, not after preprocessing.
-    try:
-        training_augmentation(sensor_noise=config.sensor_noise, channel_gain=config.channel_gain, jpeg_quality=config.jpeg_quality)
-    except ValueError as error:
-        print(f"eyescreen: error: {error}", file=sys.stderr)
-        return 2
 
     if arguments.command == "source-holdout":
         run_source_holdout(
@@ -364,4 +380,29 @@ def _train_or_cv(arguments: argparse.Namespace) -> int:
         f"± {summary['balanced_accuracy']['sd']:.3f}, macro AUC {summary['macro_auc']['mean']:.3f} "
         f"± {summary['macro_auc']['sd']:.3f}; report in {report}"
     )
+    return 0
+
+
+def _ensemble(arguments: argparse.Namespace) -> int:
+    try:
+        from eyescreen.training.ensemble import average_reports, merge_models
+    except ImportError as error:
+        print(f"eyescreen: error: {TRAIN_EXTRA_HINT} ({error})", file=sys.stderr)
+        return 2
+
+    if arguments.command == "ensemble-cv":
+        summary = average_reports(arguments.reports, arguments.out)
+        report = arguments.out / "report.md"
+        if summary is None:
+            print(f"some folds are not done in every report; partial report in {report}")
+            return 0
+        print(
+            f"ensemble of {len(arguments.reports)}: balanced accuracy {summary['balanced_accuracy']['mean']:.3f} "
+            f"± {summary['balanced_accuracy']['sd']:.3f}, macro AUC {summary['macro_auc']['mean']:.3f} "
+            f"± {summary['macro_auc']['sd']:.3f}; report in {report}"
+        )
+        return 0
+
+    card = merge_models(arguments.members, arguments.out, name=arguments.name, version=arguments.version, cv_report=arguments.cv_report)
+    print(f"ensemble of {len(card['members'])} written to {arguments.out / 'model.onnx'}")
     return 0

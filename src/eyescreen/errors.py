@@ -17,6 +17,7 @@ EyescreenError
  |    +-- ServerBusyError         every inference slot and queue place is taken
  +-- ModelLoadError              the ONNX model or its card cannot be loaded
  +-- DatasetError                a training or evaluation folder is unusable
+ +-- TrainingConfigError         a training setting is out of its range (also a ValueError)
  +-- SettingsError               an environment variable has an invalid value
 """
 
@@ -101,3 +102,7 @@ class DatasetError(EyescreenError):
 
 class SettingsError(EyescreenError):
     """An environment variable has a value that cannot be used."""
+
+
+class TrainingConfigError(EyescreenError, ValueError):
+    """A training setting is out of the range that training can use."""

@@ -60,6 +60,9 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
 
 
 def _format_value(value: Any) -> str:
+    # A metric is None where it was undefined, such as the sensitivity of a class absent from a fold.
+    if value is None or (isinstance(value, dict) and value.get("mean") is None):
+        return "–"
     if isinstance(value, dict) and "mean" in value:
         return f"{value['mean']:.3f} ± {value['sd']:.3f}"
     if isinstance(value, float):
@@ -79,12 +82,9 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- Classes (output order): {', '.join(card.get('classes', []))}",
         f"- Input: {card.get('input_size')} x {card.get('input_size')} RGB, {card.get('input_scaling')}",
         f"- Preprocessing: {card.get('preprocessing')}",
-        f"- Field-of-view mask: {_describe_mask(card.get('field_of_view_mask_radius', 0.0))}",
-        f"- Local contrast: {'the network subtracts a Gaussian-blurred copy of its input (Graham)' if card.get('local_contrast') else 'none'}",
-        f"- Colour balance: {'the network scales each channel to a fixed mean colour inside the field of view' if card.get('colour_balance') else 'none'}",
         f"- Test-time passes, logits averaged: {', '.join(card.get('test_time_augmentation', ['original']))}",
-        *_describe_training(card.get("training_config")),
-        f"- Training took {card.get('training_seconds', 0) / 60:.1f} minutes on {card.get('training_hardware')}; exported {card.get('exported_at')}",
+        *_describe_networks(card),
+        _describe_training_time(card),
         "",
         "## Intended use",
         card.get("intended_use", INTENDED_USE),
@@ -143,6 +143,36 @@ def render_model_card(card: dict[str, Any]) -> str:
 
     lines += ["", "## Limitations", *[f"- {item}" for item in card.get("limitations", LIMITATIONS)], ""]
     return "\n".join(lines)
+
+
+def _describe_networks(card: dict[str, Any]) -> list[str]:
+    """Return card lines for the network, or for each member network of an ensemble."""
+    members = card.get("members")
+    if not members:
+        return _describe_network(card)
+
+    lines = [f"- Ensemble: {card.get('ensemble', 'the logits of the members are averaged')}"]
+    for index, member in enumerate(members, start=1):
+        lines.append(f"- Member {index}: {member.get('name')} {member.get('version')}, {member.get('architecture')}")
+        lines += [f"  {line}" for line in _describe_network(member)]
+        lines.append(f"  - Trained in {member.get('training_seconds', 0) / 60:.1f} minutes on {member.get('training_hardware')}")
+    return lines
+
+
+def _describe_training_time(card: dict[str, Any]) -> str:
+    minutes = card.get("training_seconds", 0) / 60
+    if card.get("members"):
+        return f"- The members trained for {minutes:.1f} minutes in all; merged {card.get('exported_at')}"
+    return f"- Training took {minutes:.1f} minutes on {card.get('training_hardware')}; exported {card.get('exported_at')}"
+
+
+def _describe_network(card: dict[str, Any]) -> list[str]:
+    return [
+        f"- Field-of-view mask: {_describe_mask(card.get('field_of_view_mask_radius', 0.0))}",
+        f"- Local contrast: {'the network subtracts a Gaussian-blurred copy of its input (Graham)' if card.get('local_contrast') else 'none'}",
+        f"- Colour balance: {'the network scales each channel to a fixed mean colour inside the field of view' if card.get('colour_balance') else 'none'}",
+        *_describe_training(card.get("training_config")),
+    ]
 
 
 def _describe_mask(radius: float) -> str:

@@ -18,14 +18,27 @@ from eyescreen.labels import CLASSES
 
 def write_predictions(path: Path, samples: list[Sample], probabilities: np.ndarray, data_dir: Path) -> None:
     """Write one row per photo, with its path relative to data_dir where the photo lies under it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     root = data_dir.resolve()
+    rows = [
+        {
+            "path": str(sample.path.relative_to(root) if sample.path.is_relative_to(root) else sample.path),
+            "label": sample.label_name,
+            "source": sample.source,
+            "patient_id": sample.patient_id,
+        }
+        for sample in samples
+    ]
+    write_prediction_rows(path, rows, probabilities)
+
+
+def write_prediction_rows(path: Path, rows: Sequence[dict[str, str]], probabilities: np.ndarray) -> None:
+    """Write rows that hold path, label, source and patient_id, each with its class probabilities."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "source", "patient_id", *CLASSES])
-        for sample, row in zip(samples, probabilities):
-            relative = sample.path.relative_to(root) if sample.path.is_relative_to(root) else sample.path
-            writer.writerow([str(relative), sample.label_name, sample.source, sample.patient_id, *(f"{v:.6f}" for v in row)])
+        for row, values in zip(rows, probabilities):
+            writer.writerow([row["path"], row["label"], row["source"], row["patient_id"], *(f"{v:.6f}" for v in values)])
 
 
 def read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray]:

@@ -7,7 +7,21 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from eyescreen.errors import TrainingConfigError
 from eyescreen.inference.session import TEST_TIME_PASSES
+
+# Highest quality that the JPEG recompression augmentation draws.
+JPEG_MAX_QUALITY = 95
+
+
+def check_augmentation(*, sensor_noise: float, channel_gain: float, jpeg_quality: int) -> None:
+    """Raise TrainingConfigError, naming the setting and its value, for an augmentation out of range."""
+    if sensor_noise < 0:
+        raise TrainingConfigError(f"sensor_noise must be a standard deviation of 0 or more grey levels, got {sensor_noise}")
+    if not 0.0 <= channel_gain < 1.0:
+        raise TrainingConfigError(f"channel_gain must be at least 0 and below 1, got {channel_gain}")
+    if not 0 <= jpeg_quality <= JPEG_MAX_QUALITY:
+        raise TrainingConfigError(f"jpeg_quality must be 0 (off) or a JPEG quality up to {JPEG_MAX_QUALITY}, got {jpeg_quality}")
 
 
 @dataclass
@@ -58,6 +72,9 @@ class TrainConfig:
     jpeg_quality: int = 30
     # Average the logits of each photo and its horizontal mirror when predicting.
     test_time_flip: bool = True
+
+    def __post_init__(self) -> None:
+        check_augmentation(sensor_noise=self.sensor_noise, channel_gain=self.channel_gain, jpeg_quality=self.jpeg_quality)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

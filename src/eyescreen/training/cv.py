@@ -105,7 +105,7 @@ def run_cross_validation(
         logger.info("fold %d: balanced accuracy %.3f, macro AUC %.3f", fold, report.balanced_accuracy, report.macro_auc)
 
     export_fold_models(out_dir, config)
-    return write_report(out_dir, samples, folds)
+    return write_report(out_dir, folds)
 
 
 def export_fold_models(out_dir: Path, config: TrainConfig) -> None:
@@ -168,8 +168,11 @@ def _plan_differences(previous: dict[str, Any], plan: dict[str, Any]) -> list[st
     return differences
 
 
-def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, Any] | None:
-    """Write report.md and cv.json from the finished folds; returns the summary when all are done."""
+def write_report(out_dir: Path, folds: int, *, description: str = "") -> dict[str, Any] | None:
+    """Write report.md and cv.json from the finished folds; returns the summary when all are done.
+
+    description, when given, is added to the report's first paragraph: what was cross-validated.
+    """
     results = []
     for fold in range(folds):
         path = out_dir / f"fold-{fold}" / "result.json"
@@ -196,6 +199,7 @@ def write_report(out_dir: Path, samples: list[Sample], folds: int) -> dict[str, 
             + ("" if len(results) == folds else f" ({len(results)} folds finished)")
             + ": "
             "mean ± sd over folds, each fold scored on patients its model never saw."
+            + (f" {description}" if description else "")
         ),
         "folds_done": len(results),
         "folds": folds,
@@ -380,6 +384,8 @@ def render_report(summary: dict[str, Any], results: list[dict[str, Any]]) -> str
         *[f"| {point['threshold']:.2f} | {point['coverage']:.3f} | {point['accuracy']:.3f} |" for point in referral["curve"]],
     ]
 
+    if not summary["epoch_curve"]:
+        return "\n".join(lines) + "\n"
     lines += ["", "## Held-out metrics by epoch (mean over folds)", "", "| epoch | balanced accuracy | macro AUC |", "|---|---|---|"]
     for point in summary["epoch_curve"]:
         lines.append(f"| {point['epoch']} | {point['balanced_accuracy']:.3f} | {point['macro_auc']:.3f} |")

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from eyescreen.dataset import Sample
 from eyescreen.imaging import read_image
 from eyescreen.preprocess import INPUT_MEAN, INPUT_STD, prepare_fundus
+from eyescreen.training.config import JPEG_MAX_QUALITY, check_augmentation
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,6 @@ PREPROCESS_VERSION = 1
 # Above about half of another photo's amplitude, a mixed photo shows ghost streaks and a
 # blotchy texture that no camera makes.
 AMPLITUDE_MIX_MAX_WEIGHT = 0.5
-# Highest quality that the JPEG recompression augmentation draws.
-JPEG_MAX_QUALITY = 95
 
 
 def default_cache_dir() -> Path:
@@ -79,12 +78,7 @@ def training_augmentation(
     white balance or flash colour would. jpeg_quality above 0 recompresses half of the photos as
     JPEG at a quality drawn from jpeg_quality to 95, after the noise, as a camera's encoder would.
     """
-    if sensor_noise < 0:
-        raise ValueError(f"sensor_noise must be a standard deviation of 0 or more grey levels, got {sensor_noise}")
-    if not 0.0 <= channel_gain < 1.0:
-        raise ValueError(f"channel_gain must be at least 0 and below 1, got {channel_gain}")
-    if not 0 <= jpeg_quality <= JPEG_MAX_QUALITY:
-        raise ValueError(f"jpeg_quality must be 0 (off) or a JPEG quality up to {JPEG_MAX_QUALITY}, got {jpeg_quality}")
+    check_augmentation(sensor_noise=sensor_noise, channel_gain=channel_gain, jpeg_quality=jpeg_quality)
 
     # Colour gains, sensor noise and JPEG recompression come last in both variants, in that order.
     optional: list[A.BasicTransform] = []

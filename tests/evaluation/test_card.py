@@ -80,3 +80,20 @@ def test_card_without_augmentation_says_none() -> None:
 
 def test_card_without_training_config() -> None:
     assert "- Training:" not in render_model_card({"name": "m", "version": "1"})
+
+
+def test_card_speed_of_ensemble_names_members() -> None:
+    members = [{"name": "a", "version": "1"}, {"name": "b", "version": "2"}]
+
+    text = render_model_card({"name": "m", "version": "1", "speed": SPEED, "members": members})
+
+    assert "one pass through all 2 members takes 4.0 ms" in text
+
+
+def test_card_renders_undefined_metric_as_dash() -> None:
+    metrics = {"n": 6, "sensitivity": {"normal": {"mean": None, "sd": None}, "glaucoma": {"mean": 0.5, "sd": 0.1}}}
+
+    text = render_model_card({"name": "m", "version": "1", "cross_validation": metrics})
+
+    assert "| sensitivity normal | – |" in text
+    assert "| sensitivity glaucoma | 0.500 ± 0.100 |" in text

@@ -131,11 +131,13 @@ def render_model_card(card: dict[str, Any]) -> str:
 
     speed = card.get("speed")
     if speed:
+        members = len(card.get("members", []))
+        network_pass = f"one pass through all {members} members" if members else "one network pass"
         lines += [
             "",
             "## Speed",
             f"On {speed['machine']} with ONNX Runtime {speed['onnxruntime']}, {speed['threads']} threads, batch "
-            f"{speed['batch_size']}: one network pass takes {speed['network_pass_ms_median']:.1f} ms (median, "
+            f"{speed['batch_size']}: {network_pass} takes {speed['network_pass_ms_median']:.1f} ms (median, "
             f"95th percentile {speed['network_pass_ms_p95']:.1f} ms). {_describe_passes(len(speed['test_time_passes']))} "
             f"takes {speed['inference_ms_median']:.1f} ms, and a photo from decoding to result "
             f"{speed['total_ms_median']:.1f} ms ({speed['photos']}). Measured by `{speed['command']}`.",

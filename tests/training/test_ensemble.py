@@ -93,6 +93,19 @@ def test_merged_model_card_describes_each_member(tmp_path: Path) -> None:
     assert "- The members trained for 3.0 minutes in all" in text
 
 
+def test_merged_card_fills_settings_older_members_lack(tmp_path: Path) -> None:
+    members = [write_member(tmp_path / f"m{seed}", seed) for seed in (1, 2)]
+    card = json.loads((members[0] / "model_card.json").read_text())
+    card["training_config"] = {"epochs": 12, "sensor_noise": 8.0}
+    (members[0] / "model_card.json").write_text(json.dumps(card))
+
+    merged = merge_models(members, tmp_path / "ensemble")
+
+    assert merged["members"][0]["training_config"]["channel_gain"] == 0.0
+    assert merged["members"][0]["training_config"]["jpeg_quality"] == 0
+    assert merged["members"][1]["training_config"]["channel_gain"] == 0.15
+
+
 def test_merge_copies_calibration_from_cv_report(tmp_path: Path) -> None:
     members = [write_member(tmp_path / f"m{seed}", seed) for seed in (1, 2)]
     reports = [write_report(tmp_path / "a", random_probabilities(1)), write_report(tmp_path / "b", random_probabilities(2))]

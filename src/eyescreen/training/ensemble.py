@@ -26,6 +26,7 @@ from eyescreen.evaluation.metrics import classification_report
 from eyescreen.evaluation.predictions import read_fold_of_reports, read_predictions, write_prediction_rows
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE, ModelSession
 from eyescreen.labels import CLASSES
+from eyescreen.training.config import TrainConfig
 from eyescreen.training.cv import write_report
 from eyescreen.training.export import PROBABILITY_TOLERANCE, ExportMismatchError
 
@@ -106,7 +107,7 @@ def merge_models(
         "preprocessing": first.get("preprocessing"),
         "test_time_augmentation": first.get("test_time_augmentation", ["original"]),
         "ensemble": "one ONNX graph that feeds the photo to every member and averages their logits",
-        "members": [_member_summary(folder, card) for folder, card in zip(member_dirs, cards)],
+        "members": [_member_summary(card) for card in cards],
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_seconds": round(sum(float(card.get("training_seconds", 0.0)) for card in cards), 1),
         "training_data": first.get("training_data", {}),
@@ -207,7 +208,8 @@ def _read_card(folder: Path) -> dict[str, Any]:
     return json.loads(card_path.read_text(encoding="utf-8"))
 
 
-def _member_summary(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
+def _member_summary(card: dict[str, Any]) -> dict[str, Any]:
+    """Return the facts of a member's card that describe its network and training."""
     keys = (
         "name",
         "version",
@@ -217,10 +219,14 @@ def _member_summary(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
         "colour_balance",
         "training_seconds",
         "training_hardware",
-        "training_config",
         "exported_at",
     )
-    return {"folder": str(folder), **{key: card[key] for key in keys if key in card}}
+    summary = {key: card[key] for key in keys if key in card}
+    if "training_config" in card:
+        # A config saved before a setting existed gets the value it trained with, so that every
+        # member lists every setting.
+        summary["training_config"] = TrainConfig.from_dict(card["training_config"]).to_dict()
+    return summary
 
 
 def _read_plan(folder: Path) -> dict[str, Any]:

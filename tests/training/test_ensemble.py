@@ -131,6 +131,14 @@ def test_merge_rejects_members_with_other_input_size(tmp_path: Path) -> None:
     assert not (tmp_path / "ensemble" / "model.onnx").exists()
 
 
+def test_merge_graphs_names_the_input_shapes(tmp_path: Path) -> None:
+    first = onnx.load(write_member(tmp_path / "a", 1) / "model.onnx")
+    second = onnx.load(write_member(tmp_path / "b", 2, image_size=IMAGE_SIZE * 2) / "model.onnx")
+
+    with pytest.raises(ModelLoadError, match=r"member 1 takes input \['batch', 3, 32, 32\], member 0 takes \['batch', 3, 16, 16\]"):
+        merge_graphs([first, second])
+
+
 def test_merge_needs_two_members(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="at least 2 members, got 1"):
         merge_graphs([onnx.load(write_member(tmp_path / "a", 1) / "model.onnx")])

@@ -47,7 +47,7 @@ def merge_graphs(members: Sequence[onnx.ModelProto]) -> onnx.ModelProto:
     first = members[0]
     for index, member in enumerate(members[1:], start=1):
         if member.graph.input[0].type != first.graph.input[0].type:
-            raise ModelLoadError(f"member {index} takes input {member.graph.input[0].type}, member 0 takes {first.graph.input[0].type}")
+            raise ModelLoadError(f"member {index} takes input {_input_shape(member)}, member 0 takes {_input_shape(first)}")
         if list(member.opset_import) != list(first.opset_import):
             raise ModelLoadError(f"member {index} uses ONNX opsets {list(member.opset_import)}, member 0 uses {list(first.opset_import)}")
 
@@ -67,6 +67,11 @@ def merge_graphs(members: Sequence[onnx.ModelProto]) -> onnx.ModelProto:
     merged.ir_version = first.ir_version
     onnx.checker.check_model(merged)
     return merged
+
+
+def _input_shape(model: onnx.ModelProto) -> list[int | str]:
+    """Return the first input's shape, with a name for each dynamic axis."""
+    return [axis.dim_value or axis.dim_param for axis in model.graph.input[0].type.tensor_type.shape.dim]
 
 
 def merge_models(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,28 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value
+
+
+# Plots of the pooled out-of-fold predictions that a cross-validation report folder contains.
+CROSS_VALIDATION_PLOTS = ("confusion_matrix.png", "roc.png")
+
+
+def add_cross_validation(card: dict[str, Any], cv_report: Path, plots_dir: Path | None) -> None:
+    """Copy the summary of cv_report (a cv.json) into card, and its plots into plots_dir if given.
+
+    The calibration and referral entries are also set at the top level, where serving reads them.
+    """
+    summary = json.loads(cv_report.read_text(encoding="utf-8"))["summary"]
+    card["cross_validation"] = summary
+    for key in ("calibration", "referral"):
+        if key in summary:
+            card[key] = summary[key]
+
+    if plots_dir is None:
+        return
+    for plot in CROSS_VALIDATION_PLOTS:
+        if (cv_report.parent / plot).is_file():
+            shutil.copyfile(cv_report.parent / plot, plots_dir / plot)
 
 
 def write_model_card(card: dict[str, Any], folder: Path) -> None:

@@ -21,29 +21,31 @@ import onnx
 from onnx import TensorProto, compose, helper
 
 from eyescreen.errors import DatasetError, ModelLoadError
-from eyescreen.evaluation.card import INTENDED_USE, LIMITATIONS, NOT_A_MEDICAL_DEVICE, write_model_card
+from eyescreen.evaluation.card import INTENDED_USE, LIMITATIONS, NOT_A_MEDICAL_DEVICE, add_cross_validation, write_model_card
 from eyescreen.evaluation.metrics import classification_report
 from eyescreen.evaluation.predictions import read_fold_of_reports, read_predictions, write_prediction_rows
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE, ModelSession
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.cv import write_report
-from eyescreen.training.export import PROBABILITY_TOLERANCE, ExportMismatchError
+from eyescreen.training.export import ExportMismatchError
 
 logger = logging.getLogger(__name__)
 
 # Card fields that change what the network receives or how often it runs. Members must agree
 # on them, because the merged graph has one input and the session applies the passes to it.
 SHARED_CARD_FIELDS = ("classes", "input_size", "test_time_augmentation")
-# Probabilities in predictions.csv have 6 decimals; this floor keeps their logarithm finite.
+# Probabilities in predictions.csv have 6 decimals, so a 0.000000 needs this floor before the logarithm.
 PROBABILITY_FLOOR = 1e-9
 CHECK_BATCH = 2
+# Largest tolerated difference between the merged model's logits and the mean of its members'.
+LOGIT_TOLERANCE = 1e-4
 
 
 def merge_graphs(members: Sequence[onnx.ModelProto]) -> onnx.ModelProto:
     """Return one graph that feeds its input to every member and outputs the mean of their logits."""
     if len(members) < 2:
-        raise ModelLoadError(f"an ensemble needs at least 2 members, got {len(members)}")
+        raise ModelLoadError(f"an ensemble needs at least 2 members, got {len(members)}: pass two or more model folders")
     first = members[0]
     for index, member in enumerate(members[1:], start=1):
         if member.graph.input[0].type != first.graph.input[0].type:
@@ -82,7 +84,7 @@ def merge_models(
     version: str | None = None,
     cv_report: Path | None = None,
 ) -> dict[str, Any]:
-    """Merge the exported models in member_dirs into out_dir and write its model card; returns the card.
+    """Merge the exported models in member_dirs into out_dir, write its model card and return the card.
 
     The card lists each member's card facts. With cv_report (cv.json of `average_reports`), it
     also carries the ensemble's cross-validation, temperature and referral threshold.
@@ -122,15 +124,7 @@ def merge_models(
         "limitations": LIMITATIONS,
     }
     if cv_report is not None:
-        summary = json.loads(cv_report.read_text(encoding="utf-8"))["summary"]
-        card["cross_validation"] = summary
-        # Serving reads these two from the top level of the card.
-        for key in ("calibration", "referral"):
-            if key in summary:
-                card[key] = summary[key]
-        for plot in ("confusion_matrix.png", "roc.png"):
-            if (cv_report.parent / plot).is_file():
-                shutil.copyfile(cv_report.parent / plot, out_dir / plot)
+        add_cross_validation(card, cv_report, out_dir)
 
     write_model_card(card, out_dir)
     logger.info("merged %d members into %s (%.1f MB)", len(cards), model_path, model_path.stat().st_size / 1e6)
@@ -141,15 +135,15 @@ def check_merged_model(merged_path: Path, member_paths: Sequence[Path]) -> float
     """Compare the merged model's logits with the mean of the members' on random input.
 
     Returns the largest absolute difference, and raises ExportMismatchError above
-    PROBABILITY_TOLERANCE.
+    LOGIT_TOLERANCE.
     """
     merged = ModelSession.from_file(merged_path, threads=2)
     batch = np.random.default_rng(0).standard_normal((CHECK_BATCH, 3, merged.image_size, merged.image_size)).astype(np.float32)
     expected = np.mean([ModelSession.from_file(path, threads=2).logits(batch) for path in member_paths], axis=0)
     difference = float(np.abs(merged.logits(batch) - expected).max())
-    if difference > PROBABILITY_TOLERANCE:
+    if difference > LOGIT_TOLERANCE:
         raise ExportMismatchError(
-            f"the merged model's logits differ from the mean of its members' by {difference:.2e} (tolerance {PROBABILITY_TOLERANCE:.0e})"
+            f"the merged model's logits differ from the mean of its members' by {difference:.2e} (tolerance {LOGIT_TOLERANCE:.0e})"
         )
     return difference
 
@@ -162,7 +156,7 @@ def average_reports(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, Any
     fold is done, else None.
     """
     if len(report_dirs) < 2:
-        raise DatasetError(f"an ensemble needs at least 2 reports, got {len(report_dirs)}")
+        raise DatasetError(f"an ensemble needs at least 2 reports, got {len(report_dirs)}: pass two or more `eyescreen cv` folders")
     plans = [_read_plan(folder) for folder in report_dirs]
     for folder, plan in zip(report_dirs[1:], plans[1:]):
         if plan["folds"] != plans[0]["folds"] or plan["assignment"] != plans[0]["assignment"]:

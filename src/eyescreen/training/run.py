@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import shutil
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from eyescreen.dataset import Sample, load_samples
-from eyescreen.evaluation.card import INTENDED_USE, LIMITATIONS, NOT_A_MEDICAL_DEVICE, write_model_card
+from eyescreen.evaluation.card import INTENDED_USE, LIMITATIONS, NOT_A_MEDICAL_DEVICE, add_cross_validation, write_model_card
 from eyescreen.evaluation.metrics import classification_report
 from eyescreen.evaluation.plots import plot_confusion_matrix, plot_roc_curves
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE, ModelSession
@@ -125,16 +124,8 @@ def run_training(
         plot_confusion_matrix(labels[val_index], probabilities, CLASSES, out_dir / "confusion_matrix.png", "validation split")
         plot_roc_curves(labels[val_index], probabilities, CLASSES, out_dir / "roc.png", "validation split")
     if cv_report is not None:
-        summary = json.loads(cv_report.read_text(encoding="utf-8"))["summary"]
-        card["cross_validation"] = summary
-        # Serving reads these two from the top level of the card.
-        for key in ("calibration", "referral"):
-            if key in summary:
-                card[key] = summary[key]
         # Without a validation split, the cross-validation's out-of-fold plots describe the recipe.
-        for plot in ("confusion_matrix.png", "roc.png"):
-            if not has_validation and (cv_report.parent / plot).is_file():
-                shutil.copyfile(cv_report.parent / plot, out_dir / plot)
+        add_cross_validation(card, cv_report, None if has_validation else out_dir)
 
     write_model_card(card, out_dir)
     logger.info("wrote %s and %s to %s", MODEL_FILE, CARD_FILE, out_dir)

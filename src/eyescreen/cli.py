@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen cv` folders with the same folds"
     )
     ensemble_cv.add_argument("--out", type=Path, required=True, help="report folder for the ensemble")
+
+    ensemble_holdout = commands.add_parser(
+        "ensemble-holdout",
+        help="leave-one-source-out of an ensemble, from the predictions of `eyescreen source-holdout` reports (needs the [train] extra)",
+    )
+    ensemble_holdout.add_argument(
+        "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen source-holdout` folders"
+    )
+    ensemble_holdout.add_argument("--out", type=Path, required=True, help="report folder for the ensemble")
     return parser
 
 
@@ -232,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(arguments)
         if arguments.command in ("train", "cv", "source-holdout"):
             return _train_or_cv(arguments)
-        if arguments.command in ("ensemble", "ensemble-cv"):
+        if arguments.command in ("ensemble", "ensemble-cv", "ensemble-holdout"):
             return _ensemble(arguments)
     except EyescreenError as error:
         print(f"eyescreen: error: {error}", file=sys.stderr)
@@ -385,10 +394,18 @@ def _train_or_cv(arguments: argparse.Namespace) -> int:
 
 def _ensemble(arguments: argparse.Namespace) -> int:
     try:
-        from eyescreen.training.ensemble import average_reports, merge_models
+        from eyescreen.training.ensemble import average_holdouts, average_reports, merge_models
     except ImportError as error:
         print(f"eyescreen: error: {TRAIN_EXTRA_HINT} ({error})", file=sys.stderr)
         return 2
+
+    if arguments.command == "ensemble-holdout":
+        summary = average_holdouts(arguments.reports, arguments.out)
+        for holdout in summary["holdouts"]:
+            found = ", ".join(f"{label} {row['sensitivity']:.3f}" for label, row in holdout["classes"].items())
+            print(f"without {holdout['held_out_source']}: sensitivity {found}")
+        print(f"source hold-out report in {arguments.out / 'report.md'}")
+        return 0
 
     if arguments.command == "ensemble-cv":
         summary = average_reports(arguments.reports, arguments.out)

@@ -67,7 +67,7 @@ def test_fold_of_reports_rejects_other_photos(tmp_path: Path) -> None:
     write_fold(tmp_path / "a", ["a.jpg"], probabilities)
     write_fold(tmp_path / "b", ["c.jpg"], probabilities)
 
-    with pytest.raises(ValueError, match="scored other photos on fold 1"):
+    with pytest.raises(ValueError, match=r"b/fold-1/predictions.csv scored other photos than .*a/fold-1/predictions.csv: run fold 1"):
         read_fold_of_reports([tmp_path / "a", tmp_path / "b"], 1)
-    with pytest.raises(FileNotFoundError, match="run fold 2 of that report first"):
+    with pytest.raises(FileNotFoundError, match=r"fold-2/predictions.csv not found: run fold 2 of every report"):
         read_fold_of_reports([tmp_path / "a"], 2)

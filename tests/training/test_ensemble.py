@@ -19,7 +19,7 @@ from eyescreen.cli import main  # noqa: E402
 from eyescreen.errors import DatasetError, ModelLoadError  # noqa: E402
 from eyescreen.inference.session import ModelSession  # noqa: E402
 from eyescreen.labels import CLASSES  # noqa: E402
-from eyescreen.training.ensemble import average_reports, merge_graphs, merge_models  # noqa: E402
+from eyescreen.training.ensemble import average_holdouts, average_reports, merge_graphs, merge_models  # noqa: E402
 
 IMAGE_SIZE = 16
 
@@ -253,3 +253,74 @@ def test_ensemble_cv_rejects_non_report_folder(tmp_path: Path, capsys: pytest.Ca
 
     assert status == 2
     assert f"plan.json not found: '{tmp_path}' is not an `eyescreen cv` report folder" in capsys.readouterr().err
+
+
+
+def write_holdout(folder: Path, probabilities: np.ndarray, *, seed: int, sources: tuple[str, ...] = ("cataractdataset", "odir")) -> Path:
+    """Write holdout.json and without-SOURCE/predictions.csv as `eyescreen source-holdout` does.
+
+    cataractdataset holds out glaucoma photo c; odir holds out cataract photo b and glaucoma
+    photo f. Sources outside `sources` have a result but no predictions.csv, as in reports
+    written before predictions were kept.
+    """
+    holdouts = []
+    for source in ("cataractdataset", "odir"):
+        held = [index for index, photo in enumerate(PHOTOS) if photo[2] == source and photo[1] in ("cataract", "glaucoma")]
+        classes = {PHOTOS[index][1]: {"n": 1, "sensitivity": 0.0, "predicted": {}, "trained_on": 7} for index in held}
+        holdouts.append({"held_out_source": source, "classes": classes})
+        if source not in sources:
+            continue
+        (folder / f"without-{source}").mkdir(parents=True)
+        with (folder / f"without-{source}" / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "label", "source", "patient_id", *CLASSES])
+            for index in reversed(held):
+                path, label, photo_source, patient, _ = PHOTOS[index]
+                writer.writerow([path, label, photo_source, patient, *(f"{v:.6f}" for v in probabilities[index])])
+    summary = {"config": {"seed": seed}, "shared_classes": {"glaucoma": ["cataractdataset", "odir"]}, "holdouts": holdouts}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "holdout.json").write_text(json.dumps(summary), encoding="utf-8")
+    return folder
+
+
+def test_average_holdouts_scores_the_mean_of_logits(tmp_path: Path) -> None:
+    # Photo b (cataract, odir): the first member calls it cataract at 0.6, the second normal
+    # at 0.7. The mean of their logits calls it normal, with these probabilities.
+    first, second = random_probabilities(1), random_probabilities(2)
+    first[1], second[1] = [0.3, 0.6, 0.05, 0.05], [0.7, 0.2, 0.05, 0.05]
+    reports = [write_holdout(tmp_path / "a", first, seed=1), write_holdout(tmp_path / "b", second, seed=2, sources=("odir",))]
+
+    summary = average_holdouts(reports, tmp_path / "pair")
+
+    # cataractdataset has no predictions in the second report, so only odir is averaged.
+    assert [holdout["held_out_source"] for holdout in summary["holdouts"]] == ["odir"]
+    assert [member["config"]["seed"] for member in summary["members"]] == [1, 2]
+    cataract = summary["holdouts"][0]["classes"]["cataract"]
+    assert cataract == {"n": 1, "sensitivity": 0.0, "predicted": {"normal": 1, "cataract": 0, "glaucoma": 0, "retina_disease": 0}, "trained_on": 7}
+    with (tmp_path / "pair" / "without-odir" / "predictions.csv").open(newline="") as handle:
+        rows = {row["path"]: row for row in csv.DictReader(handle)}
+    mean = np.sqrt(np.array([0.3 * 0.7, 0.6 * 0.2, 0.05 * 0.05, 0.05 * 0.05]))
+    assert [float(rows["cataract/b.jpg"][name]) for name in CLASSES] == pytest.approx(mean / mean.sum(), abs=2e-6)
+    report = (tmp_path / "pair" / "report.md").read_text()
+    assert f"Ensemble of {reports[0]} and {reports[1]}, averaging their logits." in report
+    assert "| odir | cataract | 1 | 7 | 0.000 | normal 1 |" in report
+
+
+def test_ensemble_holdout_needs_a_source_in_every_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = write_holdout(tmp_path / "a", random_probabilities(1), seed=1, sources=("cataractdataset",))
+    second = write_holdout(tmp_path / "b", random_probabilities(2), seed=2, sources=("odir",))
+
+    assert main(["ensemble-holdout", str(first), str(second), "--out", str(tmp_path / "pair")]) == 2
+
+    error = capsys.readouterr().err
+    assert "no held-out source has predictions.csv in every report" in error
+    assert "rerun `eyescreen source-holdout` for them with this version" in error
+
+
+def test_ensemble_holdout_rejects_cv_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    holdout = write_holdout(tmp_path / "a", random_probabilities(1), seed=1)
+    cv_report = write_report(tmp_path / "cv", random_probabilities(2))
+
+    assert main(["ensemble-holdout", str(holdout), str(cv_report), "--out", str(tmp_path / "pair")]) == 2
+
+    assert f"holdout.json not found: '{cv_report}' is not an `eyescreen source-holdout` report folder" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason='training tests need the [train] extra: pip install -e ".[train]" torch==2.13.0')
 
+from eyescreen.cli import main  # noqa: E402
 from eyescreen.errors import DatasetError  # noqa: E402
 from eyescreen.inference.session import ModelSession  # noqa: E402
 from eyescreen.labels import CLASSES  # noqa: E402
@@ -194,6 +195,16 @@ def test_source_holdout_tests_only_the_held_out_source(small_manifest: Path, tmp
             assert row["trained_on"] == PER_CLASS // 2
     assert "| odir | glaucoma | 2 | 2 |" in (tmp_path / "report.md").read_text()
 
+    # Each held-out source's photos and probabilities are kept, so that reports can be averaged.
+    with (tmp_path / "without-odir" / "predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["source"] for row in rows} == {"odir"}
+    assert sorted(row["label"] for row in rows) == ["cataract"] * (PER_CLASS // 2) + ["glaucoma"] * (PER_CLASS // 2)
+    for row in rows:
+        assert sum(float(row[name]) for name in CLASSES) == pytest.approx(1.0, abs=1e-5)
+    called = [max(CLASSES, key=lambda name: float(row[name])) for row in rows if row["label"] == "glaucoma"]
+    assert {name: called.count(name) for name in CLASSES} == held_out["odir"]["classes"]["glaucoma"]["predicted"]
+
     # A rerun finds every result written and trains nothing.
     (tmp_path / "cache").rename(tmp_path / "moved-cache")
     again = run_source_holdout(small_manifest, tmp_path, small_config(epochs=1, val_fraction=0.0), cache_dir=tmp_path / "moved-cache")
@@ -213,6 +224,29 @@ def test_source_holdout_runs_one_source(small_manifest: Path, tmp_path: Path) ->
     second = run_source_holdout(small_manifest, tmp_path, config, cache_dir=tmp_path / "cache")
     assert [holdout["held_out_source"] for holdout in second["holdouts"]] == ["cataractdataset", "odir"]
     assert second["holdouts"][1] == first["holdouts"][0]
+
+
+def test_ensemble_holdout_averages_two_recipes(small_manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = small_config(epochs=1, val_fraction=0.0)
+    run_source_holdout(small_manifest, tmp_path / "a", config, cache_dir=tmp_path / "cache")
+    run_source_holdout(small_manifest, tmp_path / "b", small_config(epochs=1, val_fraction=0.0, seed=2), cache_dir=tmp_path / "cache")
+
+    status = main(["ensemble-holdout", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "pair")])
+
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "without cataractdataset: sensitivity cataract " in out
+    assert "without odir: sensitivity cataract " in out
+    summary = json.loads((tmp_path / "pair" / "holdout.json").read_text())
+    assert [member["config"]["seed"] for member in summary["members"]] == [1, 2]
+    for holdout in summary["holdouts"]:
+        with (tmp_path / "pair" / f"without-{holdout['held_out_source']}" / "predictions.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        for label, row in holdout["classes"].items():
+            called = [max(CLASSES, key=lambda name: float(r[name])) for r in rows if r["label"] == label]
+            assert row["sensitivity"] == pytest.approx(called.count(label) / len(called))
+            assert row["trained_on"] == PER_CLASS // 2
+    assert "Ensemble of " in (tmp_path / "pair" / "report.md").read_text()
 
 
 def test_source_holdout_names_an_unknown_source(small_manifest: Path, tmp_path: Path) -> None:

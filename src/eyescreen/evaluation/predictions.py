@@ -50,6 +50,30 @@ def read_predictions(path: Path) -> tuple[list[dict[str, str]], np.ndarray, np.n
     return rows, labels, probabilities
 
 
+def read_aligned_predictions(prediction_paths: Sequence[Path], *, hint: str) -> tuple[list[dict[str, str]], np.ndarray, list[np.ndarray]]:
+    """Read several predictions.csv files of the same photos, sorted by photo path.
+
+    Returns the first file's rows, their (N,) labels and one (N, C) probability array per file.
+    Raises FileNotFoundError for a missing file, and ValueError, ending with hint, for a file
+    that scored other photos than the first.
+    """
+    rows: list[dict[str, str]] = []
+    labels = np.empty(0, dtype=np.int64)
+    probabilities: list[np.ndarray] = []
+    for predictions_path in prediction_paths:
+        if not predictions_path.is_file():
+            raise FileNotFoundError(f"{predictions_path} not found: {hint}")
+        file_rows, file_labels, file_probabilities = read_predictions(predictions_path)
+        order = np.argsort([row["path"] for row in file_rows], kind="stable")
+        sorted_rows = [file_rows[i] for i in order]
+        if probabilities and [row["path"] for row in sorted_rows] != [row["path"] for row in rows]:
+            raise ValueError(f"{predictions_path} scored other photos than {prediction_paths[0]}: {hint}")
+        if not probabilities:
+            rows, labels = sorted_rows, file_labels[order]
+        probabilities.append(file_probabilities[order])
+    return rows, labels, probabilities
+
+
 def read_fold_of_reports(report_dirs: Sequence[Path], fold: int) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
     """Read fold-N/predictions.csv of several `eyescreen cv` reports, sorted by photo path.
 
@@ -57,21 +81,8 @@ def read_fold_of_reports(report_dirs: Sequence[Path], fold: int) -> tuple[list[s
     Raises FileNotFoundError for a report without that fold, and ValueError for a report whose
     fold scored other photos, because only reports with the same --folds and --seed compare.
     """
-    paths: list[str] = []
-    labels = np.empty(0, dtype=np.int64)
-    probabilities: list[np.ndarray] = []
-    for report_dir in report_dirs:
-        predictions_path = report_dir / f"fold-{fold}" / "predictions.csv"
-        if not predictions_path.is_file():
-            raise FileNotFoundError(f"{predictions_path} not found: run fold {fold} of that report first")
-        rows, report_labels, report_probabilities = read_predictions(predictions_path)
-        order = np.argsort([row["path"] for row in rows], kind="stable")
-        report_paths = [rows[i]["path"] for i in order]
-        if probabilities and report_paths != paths:
-            raise ValueError(
-                f"{report_dir} scored other photos on fold {fold} than {report_dirs[0]}: "
-                "compare only reports made with the same --folds and --seed"
-            )
-        paths, labels = report_paths, report_labels[order]
-        probabilities.append(report_probabilities[order])
-    return paths, labels, probabilities
+    rows, labels, probabilities = read_aligned_predictions(
+        [report_dir / f"fold-{fold}" / "predictions.csv" for report_dir in report_dirs],
+        hint=f"run fold {fold} of every report, and compare only reports made with the same --folds and --seed",
+    )
+    return [row["path"] for row in rows], labels, probabilities

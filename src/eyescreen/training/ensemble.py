@@ -1,4 +1,4 @@
-"""Ensembles: merge exported models into one ONNX graph, and score the mean of cv reports.
+"""Ensembles: merge exported models into one ONNX graph, and score the mean of cv or hold-out reports.
 
 A merged model feeds one input to every member and returns the mean of their logits, so the
 server, the CLI and the model card treat it as one model.onnx. `average_reports` gives the
@@ -21,14 +21,22 @@ import onnx
 from onnx import TensorProto, compose, helper
 
 from eyescreen.errors import DatasetError, ModelLoadError
-from eyescreen.evaluation.card import INTENDED_USE, LIMITATIONS, NOT_A_MEDICAL_DEVICE, add_cross_validation, write_model_card
+from eyescreen.evaluation.card import (
+    INTENDED_USE,
+    LIMITATIONS,
+    NOT_A_MEDICAL_DEVICE,
+    add_cross_validation,
+    json_safe,
+    write_model_card,
+)
 from eyescreen.evaluation.metrics import classification_report
-from eyescreen.evaluation.predictions import read_fold_of_reports, read_predictions, write_prediction_rows
+from eyescreen.evaluation.predictions import read_aligned_predictions, write_prediction_rows
 from eyescreen.inference.session import CARD_FILE, MODEL_FILE, ModelSession
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.cv import write_report
 from eyescreen.training.export import ExportMismatchError
+from eyescreen.training.source_holdout import render_holdout_report, score_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -179,12 +187,11 @@ def average_reports(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, Any
             logger.info("fold %d is not done in every report, skipping", fold)
             continue
 
-        paths, labels, member_probabilities = read_fold_of_reports(report_dirs, fold)
-        first_rows = {row["path"]: row for row in read_predictions(report_dirs[0] / f"fold-{fold}" / "predictions.csv")[0]}
-        rows = [first_rows[path] for path in paths]
-        log_probabilities = np.mean([np.log(np.maximum(p, PROBABILITY_FLOOR)) for p in member_probabilities], axis=0)
-        probabilities = np.exp(log_probabilities - log_probabilities.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        rows, labels, member_probabilities = read_aligned_predictions(
+            [folder / f"fold-{fold}" / "predictions.csv" for folder in report_dirs],
+            hint="average only reports made with the same --folds and --seed",
+        )
+        probabilities = mean_of_logits(member_probabilities)
 
         fold_dir = out_dir / f"fold-{fold}"
         write_prediction_rows(fold_dir / "predictions.csv", rows, probabilities)
@@ -198,6 +205,77 @@ def average_reports(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, Any
         shutil.copyfile(baselines, out_dir / "baselines.json")
     members = " and ".join(str(folder) for folder in report_dirs)
     return write_report(out_dir, folds, description=f"Ensemble of {members}, averaging their logits.")
+
+
+def mean_of_logits(member_probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Return the softmax of the members' mean logits, from their (N, C) probabilities.
+
+    A logit and the log-probability differ by a constant per photo, so the mean of the
+    log-probabilities gives the same softmax as the mean of the logits.
+    """
+    log_probabilities = np.mean([np.log(np.maximum(p, PROBABILITY_FLOOR)) for p in member_probabilities], axis=0)
+    probabilities = np.exp(log_probabilities - log_probabilities.max(axis=1, keepdims=True))
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def average_holdouts(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, Any]:
+    """Write the leave-one-source-out report of the ensemble of several `eyescreen source-holdout` reports.
+
+    A held-out source is averaged once every report has its predictions.csv. Returns the summary
+    that holdout.json holds.
+    """
+    if len(report_dirs) < 2:
+        raise DatasetError(
+            f"an ensemble needs at least 2 reports, got {len(report_dirs)}: pass two or more `eyescreen source-holdout` folders"
+        )
+    summaries = [_read_holdout_summary(folder) for folder in report_dirs]
+    sources = [holdout["held_out_source"] for holdout in summaries[0]["holdouts"]]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for source in sources:
+        prediction_paths = [folder / f"without-{source}" / "predictions.csv" for folder in report_dirs]
+        missing = [str(path) for path in prediction_paths if not path.is_file()]
+        if missing:
+            logger.info("holding out %s: no predictions in %s, skipping", source, ", ".join(missing))
+            continue
+
+        rows, labels, member_probabilities = read_aligned_predictions(
+            prediction_paths, hint="average only reports made from the same data folder"
+        )
+        probabilities = mean_of_logits(member_probabilities)
+        first = next(holdout for holdout in summaries[0]["holdouts"] if holdout["held_out_source"] == source)
+        trained_on = {label: row["trained_on"] for label, row in first["classes"].items()}
+        result = score_holdout(source, list(trained_on), labels, probabilities, trained_on)
+
+        run_dir = out_dir / f"without-{source}"
+        write_prediction_rows(run_dir / "predictions.csv", rows, probabilities)
+        (run_dir / "result.json").write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
+        results.append(result)
+
+    if not results:
+        raise DatasetError(
+            f"no held-out source has predictions.csv in every report of {', '.join(str(folder) for folder in report_dirs)}: "
+            "rerun `eyescreen source-holdout` for them with this version"
+        )
+    summary = {
+        "members": [{"report": str(folder), "config": member["config"]} for folder, member in zip(report_dirs, summaries)],
+        "shared_classes": summaries[0]["shared_classes"],
+        "holdouts": results,
+    }
+    (out_dir / "holdout.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    members = " and ".join(str(folder) for folder in report_dirs)
+    (out_dir / "report.md").write_text(
+        render_holdout_report(summary, description=f"Ensemble of {members}, averaging their logits."), encoding="utf-8"
+    )
+    return summary
+
+
+def _read_holdout_summary(folder: Path) -> dict[str, Any]:
+    summary_path = folder / "holdout.json"
+    if not summary_path.is_file():
+        raise DatasetError(f"{summary_path} not found: {str(folder)!r} is not an `eyescreen source-holdout` report folder")
+    return json.loads(summary_path.read_text(encoding="utf-8"))
 
 
 def _read_card(folder: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 from eyescreen.dataset import Sample, load_samples
 from eyescreen.errors import DatasetError
 from eyescreen.evaluation.card import json_safe
+from eyescreen.evaluation.predictions import write_predictions
 from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.data import load_preprocessed
@@ -101,7 +102,9 @@ def run_source_holdout(
             config, images[train_rows], labels[train_rows], checkpoint_path=run_dir / "checkpoint.pt", resume=True
         )
         probabilities = predict_probabilities(trained.model, images[test_rows], flip=config.test_time_flip)
-        result = score_holdout(source, held_labels, labels[test_rows], probabilities, samples, train_rows)
+        write_predictions(run_dir / "predictions.csv", [samples[i] for i in test_rows], probabilities, data_dir)
+        trained_on = {label: int(sum(1 for i in train_rows if samples[i].label_name == label)) for label in held_labels}
+        result = score_holdout(source, held_labels, labels[test_rows], probabilities, trained_on)
         result["seconds"] = trained.seconds
         result_path.write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -118,10 +121,9 @@ def score_holdout(
     held_labels: list[str],
     labels: np.ndarray,
     probabilities: np.ndarray,
-    samples: list[Sample],
-    train_rows: np.ndarray,
+    trained_on: dict[str, int],
 ) -> dict[str, Any]:
-    """Per held-out class: photos, sensitivity and what the model called them."""
+    """Per held-out class: photos, sensitivity, what the model called them and how many photos of it trained the model."""
     predicted = probabilities.argmax(axis=1)
     by_class = {}
     for label in held_labels:
@@ -132,16 +134,17 @@ def score_holdout(
             "n": int(rows.sum()),
             "sensitivity": float((predicted[rows] == index).mean()) if rows.any() else float("nan"),
             "predicted": {name: counts.get(name, 0) for name in CLASSES},
-            "trained_on": int(sum(1 for i in train_rows if samples[i].label == index)),
+            "trained_on": trained_on[label],
         }
     return {"held_out_source": source, "classes": by_class}
 
 
-def render_holdout_report(summary: dict[str, Any]) -> str:
-    """Render the source hold-out results as Markdown."""
-    lines = [
-        "# Leave-one-source-out",
-        "",
+def render_holdout_report(summary: dict[str, Any], *, description: str = "") -> str:
+    """Render the source hold-out results as Markdown, with an optional paragraph under the title."""
+    lines = ["# Leave-one-source-out", ""]
+    if description:
+        lines += [description, ""]
+    lines += [
         "Each row trains a model without one source's photos of the classes that have several",
         "sources (and without any other photo of those patients), then scores the held-out photos.",
         "",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from eyescreen.dataset import Sample, load_samples
+from eyescreen.errors import DatasetError
 from eyescreen.evaluation.predictions import read_fold_of_reports, read_predictions, write_predictions
 from eyescreen.labels import CLASSES
 
@@ -67,7 +68,7 @@ def test_fold_of_reports_rejects_other_photos(tmp_path: Path) -> None:
     write_fold(tmp_path / "a", ["a.jpg"], probabilities)
     write_fold(tmp_path / "b", ["c.jpg"], probabilities)
 
-    with pytest.raises(ValueError, match=r"b/fold-1/predictions.csv scored other photos than .*a/fold-1/predictions.csv: run fold 1"):
+    with pytest.raises(DatasetError, match=r"b/fold-1/predictions.csv scored other photos than .*a/fold-1/predictions.csv: run fold 1"):
         read_fold_of_reports([tmp_path / "a", tmp_path / "b"], 1)
     with pytest.raises(FileNotFoundError, match=r"fold-2/predictions.csv not found: run fold 2 of every report"):
         read_fold_of_reports([tmp_path / "a"], 2)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from eyescreen.dataset import Sample
+from eyescreen.errors import DatasetError
 from eyescreen.labels import CLASSES
 
 
@@ -54,7 +55,7 @@ def read_aligned_predictions(prediction_paths: Sequence[Path], *, hint: str) -> 
     """Read several predictions.csv files of the same photos, sorted by photo path.
 
     Returns the first file's rows, their (N,) labels and one (N, C) probability array per file.
-    Raises FileNotFoundError for a missing file, and ValueError, ending with hint, for a file
+    Raises FileNotFoundError for a missing file, and DatasetError, ending with hint, for a file
     that scored other photos than the first.
     """
     rows: list[dict[str, str]] = []
@@ -67,7 +68,7 @@ def read_aligned_predictions(prediction_paths: Sequence[Path], *, hint: str) -> 
         order = np.argsort([row["path"] for row in file_rows], kind="stable")
         sorted_rows = [file_rows[i] for i in order]
         if probabilities and [row["path"] for row in sorted_rows] != [row["path"] for row in rows]:
-            raise ValueError(f"{predictions_path} scored other photos than {prediction_paths[0]}: {hint}")
+            raise DatasetError(f"{predictions_path} scored other photos than {prediction_paths[0]}: {hint}")
         if not probabilities:
             rows, labels = sorted_rows, file_labels[order]
         probabilities.append(file_probabilities[order])
@@ -78,7 +79,7 @@ def read_fold_of_reports(report_dirs: Sequence[Path], fold: int) -> tuple[list[s
     """Read fold-N/predictions.csv of several `eyescreen cv` reports, sorted by photo path.
 
     Returns the photo paths, their (N,) labels and one (N, C) probability array per report.
-    Raises FileNotFoundError for a report without that fold, and ValueError for a report whose
+    Raises FileNotFoundError for a report without that fold, and DatasetError for a report whose
     fold scored other photos, because only reports with the same --folds and --seed compare.
     """
     rows, labels, probabilities = read_aligned_predictions(

@@ -2,8 +2,9 @@
 
 A merged model feeds one input to every member and returns the mean of their logits, so the
 server, the CLI and the model card treat it as one model.onnx. `average_reports` gives the
-cross-validation of that ensemble from the members' out-of-fold predictions: averaging the
-members' log-probabilities is the same as the softmax of their averaged logits.
+cross-validation of that ensemble from the members' out-of-fold predictions, and
+`average_holdouts` its leave-one-source-out from the members' hold-out predictions: averaging
+the members' log-probabilities is the same as the softmax of their averaged logits.
 """
 
 from __future__ import annotations

@@ -277,8 +277,3 @@ def test_strings_translate_every_error_code(language: str) -> None:
 
     for _, _, code in ERROR_STATUS:
         assert f"error_{code}" in STRINGS[language], code
-
-
-def test_strings_same_keys_in_every_language() -> None:
-    for language in LANGUAGES:
-        assert set(STRINGS[language]) == set(STRINGS[DEFAULT_LANGUAGE]), language

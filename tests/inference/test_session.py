@@ -143,3 +143,13 @@ def test_flip_pass_averages_logits_of_photo_and_mirror(tmp_path: Path, fundus4_d
 def test_card_with_unknown_test_time_pass_raises(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="vertical_flip"):
         model_with_card(tmp_path, test_time_augmentation=["original", "vertical_flip"])
+
+
+def test_model_without_card_logs_defaults(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="eyescreen.inference.session")
+    path = bundled_model_dir() / "model.onnx"
+
+    model = ModelSession.from_file(path, threads=1)
+
+    assert (model.name, model.version) == ("eyescreen", "unversioned")
+    assert f"loaded model eyescreen version unversioned from {path}" in caplog.text

@@ -102,12 +102,14 @@ class ModelSession:
         if unknown:
             raise ModelLoadError(f"model card of {str(path)!r} lists test-time passes {unknown}; known passes are {list(TEST_TIME_PASSES)}")
 
-        logger.info("loaded model %s version %s from %s", card.get("name"), card.get("version"), path)
+        name = str(card.get("name", "eyescreen"))
+        version = str(card.get("version", "unversioned"))
+        logger.info("loaded model %s version %s from %s", name, version, path)
         return cls(
             session=session,
             image_size=image_size,
-            name=str(card.get("name", "eyescreen")),
-            version=str(card.get("version", "unversioned")),
+            name=name,
+            version=version,
             classes=classes,
             card=card,
             temperature=temperature,

@@ -265,8 +265,8 @@ def write_holdout(folder: Path, probabilities: np.ndarray, *, seed: int, sources
     """
     holdouts = []
     for source in ("cataractdataset", "odir"):
-        held = [index for index, photo in enumerate(PHOTOS) if photo[2] == source and photo[1] in ("cataract", "glaucoma")]
-        classes = {PHOTOS[index][1]: {"n": 1, "sensitivity": 0.0, "predicted": {}, "trained_on": 7} for index in held}
+        held_rows = [index for index, photo in enumerate(PHOTOS) if photo[2] == source and photo[1] in ("cataract", "glaucoma")]
+        classes = {PHOTOS[index][1]: {"n": 1, "sensitivity": 0.0, "predicted": {}, "trained_on": 7} for index in held_rows}
         holdouts.append({"held_out_source": source, "classes": classes})
         if source not in sources:
             continue
@@ -274,7 +274,7 @@ def write_holdout(folder: Path, probabilities: np.ndarray, *, seed: int, sources
         with (folder / f"without-{source}" / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", "label", "source", "patient_id", *CLASSES])
-            for index in reversed(held):
+            for index in reversed(held_rows):
                 path, label, photo_source, patient, _ = PHOTOS[index]
                 writer.writerow([path, label, photo_source, patient, *(f"{v:.6f}" for v in probabilities[index])])
     summary = {"config": {"seed": seed}, "shared_classes": {"glaucoma": ["cataractdataset", "odir"]}, "holdouts": holdouts}
@@ -283,7 +283,7 @@ def write_holdout(folder: Path, probabilities: np.ndarray, *, seed: int, sources
     return folder
 
 
-def test_average_holdouts_scores_the_mean_of_logits(tmp_path: Path) -> None:
+def test_average_holdouts_mean_of_logits(tmp_path: Path) -> None:
     # Photo b (cataract, odir): the first member calls it cataract at 0.6, the second normal
     # at 0.7. The mean of their logits calls it normal, with these probabilities.
     first, second = random_probabilities(1), random_probabilities(2)
@@ -306,7 +306,7 @@ def test_average_holdouts_scores_the_mean_of_logits(tmp_path: Path) -> None:
     assert "| odir | cataract | 1 | 7 | 0.000 | normal 1 |" in report
 
 
-def test_ensemble_holdout_needs_a_source_in_every_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ensemble_holdout_no_common_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = write_holdout(tmp_path / "a", random_probabilities(1), seed=1, sources=("cataractdataset",))
     second = write_holdout(tmp_path / "b", random_probabilities(2), seed=2, sources=("odir",))
 

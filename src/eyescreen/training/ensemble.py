@@ -223,7 +223,7 @@ def average_holdouts(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, An
     """Write the leave-one-source-out report of the ensemble of several `eyescreen source-holdout` reports.
 
     A held-out source is averaged once every report has its predictions.csv. Returns the summary
-    that holdout.json holds.
+    written to holdout.json.
     """
     if len(report_dirs) < 2:
         raise DatasetError(

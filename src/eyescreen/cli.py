@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble_cv = commands.add_parser(
         "ensemble-cv",
         help="cross-validate an ensemble from the out-of-fold predictions of `eyescreen cv` reports (needs the [train] extra)",
+        description=(
+            "Score the ensemble of several `eyescreen cv` reports without training: for each fold, average the members' "
+            "logits photo by photo, then write the same report with its own temperature and referral threshold. "
+            "The reports must come from the same --folds and --seed. A fold missing from any report is skipped."
+        ),
     )
     ensemble_cv.add_argument(
         "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen cv` folders with the same folds"
@@ -96,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble_holdout = commands.add_parser(
         "ensemble-holdout",
         help="leave-one-source-out of an ensemble, from the predictions of `eyescreen source-holdout` reports (needs the [train] extra)",
+        description=(
+            "Score the ensemble of several `eyescreen source-holdout` reports without training: for each held-out source, "
+            "average the members' logits photo by photo and write the same report. Each report needs "
+            "without-SOURCE/predictions.csv, which `eyescreen source-holdout` writes (reports of older versions lack it). "
+            "A source missing from any report is skipped."
+        ),
     )
     ensemble_holdout.add_argument(
         "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen source-holdout` folders"

@@ -315,6 +315,7 @@ def test_ensemble_holdout_no_common_source(tmp_path: Path, capsys: pytest.Captur
     error = capsys.readouterr().err
     assert "no held-out source has predictions.csv in every report" in error
     assert "rerun `eyescreen source-holdout` for them with this version" in error
+    assert not (tmp_path / "pair").exists()
 
 
 def test_ensemble_holdout_rejects_cv_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -230,19 +230,26 @@ def average_holdouts(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, An
             f"an ensemble needs at least 2 reports, got {len(report_dirs)}: pass two or more `eyescreen source-holdout` folders"
         )
     summaries = [_read_holdout_summary(folder) for folder in report_dirs]
-    sources = [holdout["held_out_source"] for holdout in summaries[0]["holdouts"]]
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for source in sources:
+    sources = []
+    for holdout in summaries[0]["holdouts"]:
+        source = holdout["held_out_source"]
         prediction_paths = [folder / f"without-{source}" / "predictions.csv" for folder in report_dirs]
         missing = [str(path) for path in prediction_paths if not path.is_file()]
         if missing:
             logger.info("holding out %s: no predictions in %s, skipping", source, ", ".join(missing))
-            continue
+        else:
+            sources.append(source)
+    if not sources:
+        raise DatasetError(
+            f"no held-out source has predictions.csv in every report of {', '.join(str(folder) for folder in report_dirs)}: "
+            "rerun `eyescreen source-holdout` for them with this version"
+        )
 
+    results = []
+    for source in sources:
         rows, labels, member_probabilities = read_aligned_predictions(
-            prediction_paths, hint="average only reports made from the same data folder"
+            [folder / f"without-{source}" / "predictions.csv" for folder in report_dirs],
+            hint="average only reports made from the same data folder",
         )
         probabilities = mean_of_logits(member_probabilities)
         first = next(holdout for holdout in summaries[0]["holdouts"] if holdout["held_out_source"] == source)
@@ -254,11 +261,6 @@ def average_holdouts(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, An
         (run_dir / "result.json").write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
         results.append(result)
 
-    if not results:
-        raise DatasetError(
-            f"no held-out source has predictions.csv in every report of {', '.join(str(folder) for folder in report_dirs)}: "
-            "rerun `eyescreen source-holdout` for them with this version"
-        )
     summary = {
         "members": [{"report": str(folder), "config": member["config"]} for folder, member in zip(report_dirs, summaries)],
         "shared_classes": summaries[0]["shared_classes"],

@@ -84,35 +84,39 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--name", default="eyescreen-fundus4", help="model name in the card and the API")
     ensemble.add_argument("--version", help="model version in the card and the API (default: today's date)")
 
-    ensemble_cv = commands.add_parser(
+    _add_report_ensemble_parser(
+        commands,
         "ensemble-cv",
-        help="cross-validate an ensemble from the out-of-fold predictions of `eyescreen cv` reports (needs the [train] extra)",
+        help_text="cross-validate an ensemble from the out-of-fold predictions of `eyescreen cv` reports (needs the [train] extra)",
         description=(
             "Score the ensemble of several `eyescreen cv` reports without training: for each fold, average the members' "
             "logits photo by photo, then write the same report with its own temperature and referral threshold. "
             "The reports must come from the same --folds and --seed. A fold missing from any report is skipped."
         ),
+        reports_help="two or more `eyescreen cv` folders with the same folds",
     )
-    ensemble_cv.add_argument(
-        "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen cv` folders with the same folds"
-    )
-    ensemble_cv.add_argument("--out", type=Path, required=True, help="report folder for the ensemble")
-
-    ensemble_holdout = commands.add_parser(
+    _add_report_ensemble_parser(
+        commands,
         "ensemble-holdout",
-        help="leave-one-source-out of an ensemble, from the predictions of `eyescreen source-holdout` reports (needs the [train] extra)",
+        help_text="leave-one-source-out of an ensemble, from the predictions of `eyescreen source-holdout` reports (needs the [train] extra)",
         description=(
             "Score the ensemble of several `eyescreen source-holdout` reports without training: for each held-out source, "
             "average the members' logits photo by photo and write the same report. Each report needs "
             "without-SOURCE/predictions.csv, which `eyescreen source-holdout` writes (reports of older versions lack it). "
             "A source missing from any report is skipped."
         ),
+        reports_help="two or more `eyescreen source-holdout` folders",
     )
-    ensemble_holdout.add_argument(
-        "reports", nargs="+", type=Path, metavar="REPORT_DIR", help="two or more `eyescreen source-holdout` folders"
-    )
-    ensemble_holdout.add_argument("--out", type=Path, required=True, help="report folder for the ensemble")
     return parser
+
+
+def _add_report_ensemble_parser(
+    commands: argparse._SubParsersAction, name: str, *, help_text: str, description: str, reports_help: str
+) -> None:
+    """Add a subcommand that averages the predictions of report folders into a report in --out."""
+    parser = commands.add_parser(name, help=help_text, description=description)
+    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT_DIR", help=reports_help)
+    parser.add_argument("--out", type=Path, required=True, help="report folder for the ensemble")
 
 
 def _add_training_options(parser: argparse.ArgumentParser, *, val_fraction: float) -> None:

@@ -284,8 +284,8 @@ def write_holdout(folder: Path, probabilities: np.ndarray, *, seed: int, sources
 
 
 def test_average_holdouts_mean_of_logits(tmp_path: Path) -> None:
-    # Photo b (cataract, odir): the first member calls it cataract at 0.6, the second normal
-    # at 0.7. The mean of their logits calls it normal, with these probabilities.
+    # Photo b (cataract, odir): the first member predicts cataract at 0.6, the second normal
+    # at 0.7. The mean of their logits predicts normal, with these probabilities.
     first, second = random_probabilities(1), random_probabilities(2)
     first[1], second[1] = [0.3, 0.6, 0.05, 0.05], [0.7, 0.2, 0.05, 0.05]
     reports = [write_holdout(tmp_path / "a", first, seed=1), write_holdout(tmp_path / "b", second, seed=2, sources=("odir",))]

@@ -37,7 +37,7 @@ from eyescreen.labels import CLASSES
 from eyescreen.training.config import TrainConfig
 from eyescreen.training.cv import write_report
 from eyescreen.training.export import ExportMismatchError
-from eyescreen.training.source_holdout import render_holdout_report, score_holdout
+from eyescreen.training.source_holdout import score_holdout, write_holdout_report
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def average_reports(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, Any
     """
     if len(report_dirs) < 2:
         raise DatasetError(f"an ensemble needs at least 2 reports, got {len(report_dirs)}: pass two or more `eyescreen cv` folders")
-    plans = [_read_plan(folder) for folder in report_dirs]
+    plans = [_read_report_file(folder, "plan.json", "cv") for folder in report_dirs]
     for folder, plan in zip(report_dirs[1:], plans[1:]):
         if plan["folds"] != plans[0]["folds"] or plan["assignment"] != plans[0]["assignment"]:
             raise DatasetError(
@@ -229,7 +229,7 @@ def average_holdouts(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, An
         raise DatasetError(
             f"an ensemble needs at least 2 reports, got {len(report_dirs)}: pass two or more `eyescreen source-holdout` folders"
         )
-    summaries = [_read_holdout_summary(folder) for folder in report_dirs]
+    summaries = [_read_report_file(folder, "holdout.json", "source-holdout") for folder in report_dirs]
     sources = []
     for holdout in summaries[0]["holdouts"]:
         source = holdout["held_out_source"]
@@ -266,19 +266,9 @@ def average_holdouts(report_dirs: Sequence[Path], out_dir: Path) -> dict[str, An
         "shared_classes": summaries[0]["shared_classes"],
         "holdouts": results,
     }
-    (out_dir / "holdout.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
     members = " and ".join(str(folder) for folder in report_dirs)
-    (out_dir / "report.md").write_text(
-        render_holdout_report(summary, description=f"Ensemble of {members}, averaging their logits."), encoding="utf-8"
-    )
+    write_holdout_report(out_dir, summary, description=f"Ensemble of {members}, averaging their logits.")
     return summary
-
-
-def _read_holdout_summary(folder: Path) -> dict[str, Any]:
-    summary_path = folder / "holdout.json"
-    if not summary_path.is_file():
-        raise DatasetError(f"{summary_path} not found: {str(folder)!r} is not an `eyescreen source-holdout` report folder")
-    return json.loads(summary_path.read_text(encoding="utf-8"))
 
 
 def _read_card(folder: Path) -> dict[str, Any]:
@@ -309,11 +299,12 @@ def _member_summary(card: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _read_plan(folder: Path) -> dict[str, Any]:
-    plan_path = folder / "plan.json"
-    if not plan_path.is_file():
-        raise DatasetError(f"{plan_path} not found: {str(folder)!r} is not an `eyescreen cv` report folder")
-    return json.loads(plan_path.read_text(encoding="utf-8"))
+def _read_report_file(folder: Path, name: str, command: str) -> dict[str, Any]:
+    """Read the JSON file `name` that `eyescreen {command}` writes into a report folder."""
+    path = folder / name
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: {str(folder)!r} is not an `eyescreen {command}` report folder")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _fold_seconds(folder: Path, fold: int) -> float:

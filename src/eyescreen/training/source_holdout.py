@@ -111,8 +111,7 @@ def run_source_holdout(
         results.append(result)
 
     summary = {"config": config.to_dict(), "shared_classes": shared, "holdouts": results}
-    (out_dir / "holdout.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
-    (out_dir / "report.md").write_text(render_holdout_report(summary), encoding="utf-8")
+    write_holdout_report(out_dir, summary)
     return summary
 
 
@@ -123,7 +122,7 @@ def score_holdout(
     probabilities: np.ndarray,
     trained_on: dict[str, int],
 ) -> dict[str, Any]:
-    """Per held-out class: photos, sensitivity, what the model called them and how many photos of it trained the model."""
+    """Per held-out class: photos, sensitivity, the predicted classes and how many of the class's photos the model trained on."""
     predicted = probabilities.argmax(axis=1)
     by_class = {}
     for label in held_labels:
@@ -137,6 +136,12 @@ def score_holdout(
             "trained_on": trained_on[label],
         }
     return {"held_out_source": source, "classes": by_class}
+
+
+def write_holdout_report(out_dir: Path, summary: dict[str, Any], *, description: str = "") -> None:
+    """Write summary as holdout.json and its Markdown rendering as report.md into out_dir."""
+    (out_dir / "holdout.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.md").write_text(render_holdout_report(summary, description=description), encoding="utf-8")
 
 
 def render_holdout_report(summary: dict[str, Any], *, description: str = "") -> str:
